@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -59,10 +60,12 @@ absl::StatusOr<PartTrailer> ParseEndLine(absl::string_view line);
 uint32_t Crc32Update(uint32_t crc, const void* data, size_t len);
 uint32_t Crc32Combine(uint32_t crc1, uint32_t crc2, int64_t len2);
 
-// Which decode kernel runs; kAuto picks the best the CPU supports.
+// Which decode kernel runs; kAuto picks the best the CPU supports. Listed
+// slowest first. Every kernel produces exactly the same output and state.
 enum class Kernel { kAuto, kScalar, kSse2, kSsse3, kAvx2, kAvx512Vbmi2 };
-// Kernels this CPU can run, best last.
+// "auto", "scalar", "sse2", "ssse3", "avx2", "avx512vbmi2".
 std::string KernelName(Kernel k);
+// Whether this CPU can run `k` (kAuto and kScalar: always).
 bool KernelSupported(Kernel k);
 
 class ArticleDecoder {
@@ -76,7 +79,16 @@ class ArticleDecoder {
     int64_t max_decoded_bytes = 64 << 20;
   };
 
+  // An unsupported options.kernel falls back to the best supported one.
   explicit ArticleDecoder(const Options& options);
+  ~ArticleDecoder();
+  // Movable, not copyable. A moved-from decoder may only be destroyed or
+  // assigned to.
+  ArticleDecoder(ArticleDecoder&&) noexcept;
+  ArticleDecoder& operator=(ArticleDecoder&&) noexcept;
+
+  // The kernel actually used (never kAuto).
+  Kernel kernel() const;
 
   // Forgets everything; ready for the next article. Keeps no buffers.
   void Reset();
@@ -86,11 +98,18 @@ class ArticleDecoder {
     size_t produced = 0;  // decoded bytes written to `out`
   };
   // Decodes as much of `in` as possible into `out` (capacity `out_capacity`
-  // must be >= in.size()). Lines before =ybegin are skipped; header and
-  // trailer lines are parsed. Once the end of the article is seen, done()
+  // must be >= in.size(), else INVALID_ARGUMENT; the kernels store whole
+  // vectors inside that capacity). Lines before =ybegin are skipped; header
+  // and trailer lines are parsed. Once the end of the article is seen, done()
   // becomes true and the bytes after the terminator are left unconsumed.
   // Errors (malformed =y lines, size cap) are sticky: the decoder must be
   // Reset() before reuse, and the connection it reads from is unusable.
+  //
+  // Data-section rules (identical in every kernel): a line starts after every
+  // LF; CR and LF are dropped; '=' escapes the next byte (an escaped CR/LF is
+  // still dropped); in kNntp a line starting ".." loses one dot, and a line
+  // starting "." followed by CR or LF ends the article; a line starting "=y"
+  // ends the data (=yend; =ypart is accepted before it).
   absl::StatusOr<FeedResult> Feed(absl::string_view in, char* out, size_t out_capacity);
 
   // True once "\r\n.\r\n" (kNntp) or the =yend line (kRaw) was consumed.
@@ -104,15 +123,15 @@ class ArticleDecoder {
 
   // After done(): OK, or DATA_LOSS when =yend's pcrc32 (or crc32 of a
   // single-part post) or size disagrees with what was decoded, or
-  // INVALID_ARGUMENT/DATA_LOSS when =ybegin or =yend never appeared.
+  // INVALID_ARGUMENT when =ybegin never appeared, or DATA_LOSS when =yend
+  // never appeared (truncated article). Returns the sticky Feed error if any.
   absl::Status Verify() const;
 
  private:
   struct State;
-  // Implementation detail; sized so the decoder needs no heap allocation.
-  alignas(64) unsigned char state_storage_[512];
-  State& state();
-  const State& state() const;
+  // Allocated once per decoder, never per article: options, kernel, carry
+  // state, the buffer for =y lines, parsed header and trailer.
+  std::unique_ptr<State> state_;
 };
 
 struct EncodeOptions {
