@@ -4,6 +4,10 @@
 #include <array>
 #include <cstdint>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "common/yenc/yenc.h"
 
 namespace nzbmesh::yenc {
@@ -40,11 +44,23 @@ uint32_t XPowBytes(uint64_t bytes) {
   return result;
 }
 
+#if defined(__x86_64__)
+// ISA-L's AVX-512 CRC returns with the upper vector state dirty; legacy-SSE
+// code that runs next (the SSE2/SSSE3 kernels, libc) then pays a transition
+// penalty on every instruction. vzeroupper clears it.
+__attribute__((target("avx"))) void ZeroUpper() { _mm256_zeroupper(); }
+const bool kHasAvx = __builtin_cpu_supports("avx");
+#endif
+
 }  // namespace
 
 uint32_t Crc32Update(uint32_t crc, const void* data, size_t len) {
   if (len == 0) return crc;
-  return crc32_gzip_refl(crc, static_cast<const unsigned char*>(data), len);
+  crc = crc32_gzip_refl(crc, static_cast<const unsigned char*>(data), len);
+#if defined(__x86_64__)
+  if (kHasAvx) ZeroUpper();
+#endif
+  return crc;
 }
 
 // CRC(A||B) = CRC(A) * x^(8|B|) xor CRC(B) (the pre/post conditioning

@@ -56,7 +56,8 @@ constexpr std::array<uint64_t, 256> MakeCompactTable() {
 constexpr std::array<uint64_t, 256> kCompact8 = MakeCompactTable();
 constexpr uint64_t kHighGroup = 0x0808080808080808ULL;  // indices of bytes 8..15
 
-// ---- SSE2: vector fast path; blocks with CR/LF/'=' go to scalar. ----------
+// ---- SSE2: 16-byte blocks; no byte shuffle, so the compaction is a short
+// branchless store loop. ----------------------------------------------------
 
 template <bool kNntp>
 __attribute__((target("sse2"))) KernelResult Sse2Kernel(const uint8_t* in, size_t n, uint8_t* out,
@@ -68,18 +69,53 @@ __attribute__((target("sse2"))) KernelResult Sse2Kernel(const uint8_t* in, size_
   const __m128i v_eq = _mm_set1_epi8('=');
   const __m128i v_cr = _mm_set1_epi8('\r');
   const __m128i v_lf = _mm_set1_epi8('\n');
+  const __m128i v_dot = _mm_set1_epi8('.');
+  const __m128i v_y = _mm_set1_epi8('y');
   const __m128i v_42 = _mm_set1_epi8(42);
+  const __m128i v_64 = _mm_set1_epi8(64);
+  alignas(16) uint8_t tmp[16];
   while (n - i >= 16) {
+    if (NeedsOneScalarByte(st)) {
+      if (ScalarStep<kNntp>(in, 1, out, &i, &o, &st, &stop)) return {i, o, stop};
+      continue;
+    }
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
-    const __m128i special = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(v, v_eq), _mm_cmpeq_epi8(v, v_cr)), _mm_cmpeq_epi8(v, v_lf));
-    if (st == LineState::kMid && _mm_movemask_epi8(special) == 0) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + o), _mm_sub_epi8(v, v_42));
+    const __m128i eqv = _mm_cmpeq_epi8(v, v_eq);
+    const uint64_t eq = static_cast<uint32_t>(_mm_movemask_epi8(eqv));
+    const uint64_t cr = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, v_cr)));
+    const uint64_t lf = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, v_lf)));
+    __m128i t = _mm_sub_epi8(v, v_42);
+    if (st == LineState::kMid && (eq | cr | lf) == 0) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + o), t);
       i += 16;
       o += 16;
       continue;
     }
-    if (ScalarStep<kNntp>(in, 16, out, &i, &o, &st, &stop)) return {i, o, stop};
+    const uint64_t dot =
+        kNntp ? static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, v_dot))) : 0;
+    const uint64_t y = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, v_y)));
+    BlockPlan plan;
+    if (!PlanBlock<16, kNntp>(eq, cr, lf, dot, y, st, &plan)) {
+      if (ScalarStep<kNntp>(in, 16, out, &i, &o, &st, &stop)) return {i, o, stop};
+      continue;
+    }
+    // The plan guarantees no "==", so the escaped bytes are exactly the bytes
+    // after a '=' (plus byte 0 when a '=' ended the previous block).
+    __m128i esc = _mm_slli_si128(eqv, 1);
+    if (st == LineState::kEscape) esc = _mm_or_si128(esc, _mm_cvtsi32_si128(0xff));
+    t = _mm_sub_epi8(t, _mm_and_si128(esc, v_64));
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), t);
+    uint8_t* dst = out + o;
+    uint32_t keep = static_cast<uint32_t>(plan.keep);
+    size_t k = 0;
+    for (int j = 0; j < 16; ++j) {
+      dst[k] = tmp[j];
+      k += keep & 1;
+      keep >>= 1;
+    }
+    o += k;
+    st = plan.next;
+    i += 16;
   }
   if (ScalarStep<kNntp>(in, n - i, out, &i, &o, &st, &stop)) return {i, o, stop};
   *state = st;

@@ -1,4 +1,5 @@
-// Internal to //common/yenc:codec. The data-section decode kernels.
+// Internal to //common/yenc:codec (and its tests and benchmarks): the
+// data-section decode kernels.
 //
 // A kernel decodes yEnc data lines until the input ends or a line starts with
 // "=y" (end of data) or, in NNTP mode, with "." followed by CR/LF (end of the

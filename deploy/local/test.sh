@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, starts a throwaway
+# PostgreSQL (tests create their own databases in it), runs `bazel test //...`,
+# and stops PostgreSQL again. Extra arguments go to `bazel test`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+./deploy/local/install-deps.sh
+
+state="$(mktemp -d /tmp/nzbmesh-test-XXXXXX)"
+port="${NZBMESH_TEST_PG_PORT:-55433}"
+cleanup() { ./deploy/local/pg.sh stop "$state/pg" || true; rm -rf "$state"; }
+trap cleanup EXIT
+
+NZBMESH_PG_URL="$(./deploy/local/pg.sh start "$state/pg" "$port")"
+export NZBMESH_PG_URL
+echo "test.sh: PostgreSQL at $NZBMESH_PG_URL"
+
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || targets=(//...)
+bazel test "${targets[@]}"

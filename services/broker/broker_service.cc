@@ -1,0 +1,479 @@
+#include "services/broker/broker_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status/grpc_status.h"
+
+namespace nzbmesh::broker {
+
+absl::StatusOr<TrafficClass> FromProto(v1::TrafficClass c) {
+  switch (c) {
+    case v1::STREAM: return TrafficClass::kStream;
+    case v1::PROBE: return TrafficClass::kProbe;
+    case v1::IMPORT: return TrafficClass::kImport;
+    case v1::HEALTH: return TrafficClass::kHealth;
+    case v1::SPEEDTEST: return TrafficClass::kSpeedTest;
+    default: return absl::InvalidArgumentError("traffic_class must be one of STREAM, PROBE, IMPORT, HEALTH, SPEEDTEST");
+  }
+}
+
+namespace {
+
+absl::Time DeadlineOf(grpc::CallbackServerContext* ctx) {
+  auto d = ctx->deadline();
+  if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(d);
+}
+
+// FetchSegment: one article, streamed as metadata + data chunks.
+class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
+ public:
+  FetchReactor(Pool* pool, grpc::CallbackServerContext* ctx, const v1::FetchSegmentRequest* req) {
+    auto cls = FromProto(req->traffic_class());
+    if (!cls.ok()) {
+      Finish(ToGrpcStatus(cls.status()));
+      return;
+    }
+    chunk_ = req->chunk_bytes() == 0 ? 256 * 1024 : std::clamp<uint32_t>(req->chunk_bytes(), 4096, 4 << 20);
+    FetchRequest fr;
+    fr.message_id = req->message_id();
+    fr.traffic_class = *cls;
+    fr.session_id = req->stream_session_id();
+    fr.deadline = DeadlineOf(ctx);
+    // Hold a reference so the reactor outlives a callback racing OnDone.
+    self_ = std::make_shared<Shared>();
+    self_->reactor = this;
+    auto shared = self_;
+    op_ = pool->Fetch(std::move(fr), [shared](FetchResult r) {
+      absl::MutexLock lock(&shared->mu);
+      if (shared->reactor != nullptr) shared->reactor->OnResult(std::move(r));
+    });
+  }
+
+  void OnCancel() override {
+    if (op_) op_->Cancel();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override {
+    if (self_) {
+      absl::MutexLock lock(&self_->mu);
+      self_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  struct Shared {
+    absl::Mutex mu;
+    FetchReactor* reactor = nullptr;
+  };
+
+  void OnResult(FetchResult r) {
+    result_ = std::move(r);
+    const absl::Status& s = result_.status;
+    if (!s.ok() && s.code() != absl::StatusCode::kDataLoss) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    auto* md = first_.mutable_metadata();
+    const auto& h = result_.info.header;
+    md->set_name(h.name);
+    md->set_part(h.part);
+    md->set_total_parts(h.total);
+    md->set_begin(h.begin);
+    md->set_end(h.end);
+    md->set_file_size(h.size);
+    md->set_decoded_size(result_.data ? static_cast<int64_t>(result_.data->size()) : 0);
+    md->set_crc32(result_.info.crc32);
+    md->set_crc_verified(result_.info.crc_checked && s.ok());
+    md->set_provider(result_.provider);
+    first_pending_ = true;
+    WriteNext();
+  }
+
+  void WriteNext() {
+    const size_t total = result_.data ? result_.data->size() : 0;
+    if (first_pending_) {
+      first_pending_ = false;
+      // The first message carries metadata and the first chunk.
+      const size_t n = std::min(chunk_, total);
+      if (n > 0) first_.set_data(result_.data->data(), n);
+      offset_ = n;
+      StartWrite(&first_);
+      return;
+    }
+    if (offset_ >= total) {
+      Finish(ToGrpcStatus(result_.status));  // OK, or DATA_LOSS after the bytes
+      return;
+    }
+    const size_t n = std::min(chunk_, total - offset_);
+    next_.Clear();
+    next_.set_data(result_.data->data() + offset_, n);
+    offset_ += n;
+    StartWrite(&next_);
+  }
+
+  std::shared_ptr<Shared> self_;
+  std::shared_ptr<FetchOp> op_;
+  FetchResult result_;
+  v1::FetchSegmentResponse first_, next_;
+  bool first_pending_ = false;
+  size_t offset_ = 0;
+  size_t chunk_ = 256 * 1024;
+};
+
+// StatSegments: one STAT per id through the scheduler; results as they come.
+class StatReactor : public grpc::ServerWriteReactor<v1::StatSegmentsResponse> {
+ public:
+  StatReactor(Pool* pool, grpc::CallbackServerContext* ctx, const v1::StatSegmentsRequest* req) {
+    auto cls = FromProto(req->traffic_class());
+    if (!cls.ok()) {
+      Finish(ToGrpcStatus(cls.status()));
+      return;
+    }
+    if (req->message_ids_size() > 100000) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "at most 100000 message ids per call"));
+      return;
+    }
+    shared_ = std::make_shared<Shared>();
+    shared_->reactor = this;
+    shared_->remaining = req->message_ids_size();
+    if (shared_->remaining == 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    auto shared = shared_;
+    for (const auto& id : req->message_ids()) {
+      FetchRequest fr;
+      fr.message_id = id;
+      fr.traffic_class = *cls;
+      fr.deadline = DeadlineOf(ctx);
+      fr.stat_only = true;
+      ops_.push_back(pool->Fetch(std::move(fr), [shared, id](FetchResult r) {
+        absl::MutexLock lock(&shared->mu);
+        v1::StatSegmentsResponse resp;
+        resp.set_message_id(id);
+        if (r.status.ok()) {
+          resp.set_exists(true);
+        } else if (!nntp::IsArticleMissing(r.status)) {
+          resp.set_error(std::string(r.status.message()));
+        }
+        shared->out.push_back(std::move(resp));
+        shared->remaining--;
+        if (shared->reactor != nullptr) shared->reactor->PumpLocked();
+      }));
+    }
+  }
+
+  void OnCancel() override {
+    for (auto& op : ops_) op->Cancel();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->writing = false;
+    if (!ok) {
+      if (!shared_->finished) {
+        shared_->finished = true;
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      }
+      return;
+    }
+    PumpLocked();
+  }
+
+  void OnDone() override {
+    if (shared_) {
+      absl::MutexLock lock(&shared_->mu);
+      shared_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  struct Shared {
+    absl::Mutex mu;
+    StatReactor* reactor = nullptr;
+    std::deque<v1::StatSegmentsResponse> out;
+    v1::StatSegmentsResponse current;
+    int remaining = 0;
+    bool writing = false;
+    bool finished = false;
+  };
+
+  void PumpLocked() {
+    Shared& s = *shared_;
+    if (s.writing || s.finished) return;
+    if (!s.out.empty()) {
+      s.current = std::move(s.out.front());
+      s.out.pop_front();
+      s.writing = true;
+      StartWrite(&s.current);
+      return;
+    }
+    if (s.remaining == 0) {
+      s.finished = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  std::shared_ptr<Shared> shared_;
+  std::vector<std::shared_ptr<FetchOp>> ops_;
+};
+
+}  // namespace
+
+// Sessions and leases: calls that stay open until the client ends them.
+class BrokerService::LongLived {
+ public:
+  virtual ~LongLived() = default;
+  virtual void End() = 0;
+};
+
+namespace {
+
+class SessionReactor : public grpc::ServerWriteReactor<v1::StreamSessionEvent>, public BrokerService::LongLived {
+ public:
+  SessionReactor(Pool* pool, const v1::OpenStreamSessionRequest* req, std::function<void(LongLived*)> unregister)
+      : pool_(pool), unregister_(std::move(unregister)) {
+    id_ = pool_->OpenSession(req->label());
+    event_.set_session_id(id_);
+    StartWrite(&event_);
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) End();
+  }
+  void OnCancel() override { End(); }
+  void End() override {
+    if (ended_.exchange(true)) return;
+    pool_->CloseSession(id_);
+    Finish(grpc::Status::OK);
+  }
+  void OnDone() override {
+    unregister_(this);
+    delete this;
+  }
+
+ private:
+  Pool* const pool_;
+  std::function<void(LongLived*)> unregister_;
+  uint64_t id_ = 0;
+  v1::StreamSessionEvent event_;
+  std::atomic<bool> ended_{false};
+};
+
+class LeaseReactor : public grpc::ServerWriteReactor<v1::ImportLeaseEvent>, public BrokerService::LongLived {
+ public:
+  LeaseReactor(Pool* pool, const v1::AcquireImportLeaseRequest* req, std::function<void(LongLived*)> unregister)
+      : pool_(pool), unregister_(std::move(unregister)), shared_(std::make_shared<Shared>()) {
+    shared_->reactor = this;
+    auto shared = shared_;
+    id_ = pool_->RequestLease(req->holder(), [shared] {
+      absl::MutexLock lock(&shared->mu);
+      shared->granted = true;
+      if (shared->reactor != nullptr) shared->reactor->SendGrantLocked();
+    });
+    absl::MutexLock lock(&shared_->mu);
+    shared_->id_known = true;
+    if (shared_->granted) SendGrantLocked();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) End();
+  }
+  void OnCancel() override { End(); }
+  // B6/B7: releasing a held lease or withdrawing a waiter; a grant that raced
+  // this is released here and so forwarded to the next waiter.
+  void End() override {
+    if (ended_.exchange(true)) return;
+    pool_->ReleaseLease(id_);
+    Finish(grpc::Status::OK);
+  }
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&shared_->mu);
+      shared_->reactor = nullptr;
+    }
+    pool_->ReleaseLease(id_);
+    unregister_(this);
+    delete this;
+  }
+
+ private:
+  struct Shared {
+    absl::Mutex mu;
+    LeaseReactor* reactor = nullptr;
+    bool granted = false;
+    bool id_known = false;
+    bool sent = false;
+  };
+  void SendGrantLocked() {
+    if (!shared_->id_known || shared_->sent || ended_) return;
+    shared_->sent = true;
+    event_.set_granted(true);
+    event_.set_lease_id(id_);
+    StartWrite(&event_);
+  }
+
+  Pool* const pool_;
+  std::function<void(LongLived*)> unregister_;
+  std::shared_ptr<Shared> shared_;
+  uint64_t id_ = 0;
+  v1::ImportLeaseEvent event_;
+  std::atomic<bool> ended_{false};
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::FetchSegmentResponse>* BrokerService::FetchSegment(grpc::CallbackServerContext* ctx,
+                                                                                const v1::FetchSegmentRequest* req) {
+  return new FetchReactor(pool_, ctx, req);
+}
+
+grpc::ServerWriteReactor<v1::StatSegmentsResponse>* BrokerService::StatSegments(grpc::CallbackServerContext* ctx,
+                                                                                const v1::StatSegmentsRequest* req) {
+  return new StatReactor(pool_, ctx, req);
+}
+
+grpc::ServerWriteReactor<v1::StreamSessionEvent>* BrokerService::OpenStreamSession(
+    grpc::CallbackServerContext* ctx, const v1::OpenStreamSessionRequest* req) {
+  auto unregister = [this](LongLived* l) {
+    absl::MutexLock lock(&mu_);
+    long_lived_.erase(l);
+  };
+  auto* r = new SessionReactor(pool_, req, unregister);
+  absl::MutexLock lock(&mu_);
+  long_lived_.insert(r);
+  if (ending_) r->End();
+  return r;
+}
+
+grpc::ServerWriteReactor<v1::ImportLeaseEvent>* BrokerService::AcquireImportLease(
+    grpc::CallbackServerContext* ctx, const v1::AcquireImportLeaseRequest* req) {
+  auto unregister = [this](LongLived* l) {
+    absl::MutexLock lock(&mu_);
+    long_lived_.erase(l);
+  };
+  auto* r = new LeaseReactor(pool_, req, unregister);
+  absl::MutexLock lock(&mu_);
+  long_lived_.insert(r);
+  if (ending_) r->End();
+  return r;
+}
+
+void BrokerService::EndLongLivedCalls() {
+  // Under mu_: a reactor cannot finish OnDone (which unregisters under mu_)
+  // while we call End() on it. End() only finishes the call.
+  absl::MutexLock lock(&mu_);
+  ending_ = true;
+  for (LongLived* l : long_lived_) l->End();
+}
+
+namespace {
+v1::TrafficClass ToProto(int c) { return static_cast<v1::TrafficClass>(c + 1); }
+}  // namespace
+
+grpc::ServerUnaryReactor* BrokerService::GetPoolStatus(grpc::CallbackServerContext* ctx,
+                                                       const v1::GetPoolStatusRequest*, v1::PoolStatus* resp) {
+  PoolStatusView s = pool_->Status();
+  for (const auto& p : s.providers) {
+    auto* o = resp->add_providers();
+    o->set_name(p.name);
+    o->set_backup(p.backup);
+    o->set_backbone(p.backbone);
+    o->set_max_connections(p.max_connections);
+    o->set_pipeline_depth(p.pipeline_depth);
+    o->set_connections_open(p.open);
+    o->set_connections_busy(p.busy);
+    o->set_connections_idle(p.idle);
+    o->set_connections_dialing(p.dialing);
+    o->set_connections_closing(p.closing);
+    o->set_usable_connections(p.usable);
+    o->set_slots_in_use(p.slots_in_use);
+    o->set_breaker_state(p.breaker);
+    o->set_speed_bytes_per_second(p.speed_bytes_per_second);
+    o->set_dials_total(p.dials_total);
+    o->set_commands_total(p.commands_total);
+  }
+  for (int c = 0; c < kNumClasses; ++c) {
+    auto* cs = resp->add_classes();
+    cs->set_traffic_class(ToProto(c));
+    cs->set_in_flight(s.in_flight[c]);
+    cs->set_queued(s.queued[c]);
+  }
+  resp->set_capacity_slots(s.capacity);
+  resp->set_reserved_for_stream(s.reserved);
+  resp->set_open_sessions(s.open_sessions);
+  resp->set_import_leases_held(s.leases_held);
+  resp->set_import_leases_waiting(s.leases_waiting);
+  auto* r = ctx->DefaultReactor();
+  r->Finish(grpc::Status::OK);
+  return r;
+}
+
+grpc::ServerUnaryReactor* BrokerService::TestProvider(grpc::CallbackServerContext* ctx,
+                                                      const v1::TestProviderRequest* req,
+                                                      v1::TestProviderResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  const auto& p = req->provider();
+  if (p.host().empty() || p.port() <= 0 || p.port() > 65535) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "provider.host and provider.port are required"));
+    return reactor;
+  }
+  const std::string key = absl::StrCat(p.host(), ":", p.port(), ":", p.username());
+  const int budget = std::max(1, std::min(p.max_connections() > 0 ? p.max_connections() : 1, 2));
+  {
+    absl::MutexLock lock(&mu_);
+    if (testing_[key] >= budget) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "a test of this provider account is already using its test budget; retry shortly"));
+      return reactor;
+    }
+    testing_[key]++;
+  }
+  // Dial on a separate thread: never block a gRPC callback thread on the network.
+  std::thread([this, reactor, resp, p, key] {
+    nntp::ConnectionOptions o;
+    o.host = p.host();
+    o.port = p.port();
+    o.tls = p.tls() == v1::IMPLICIT ? nntp::TlsMode::kImplicit
+            : p.tls() == v1::STARTTLS ? nntp::TlsMode::kStartTls
+                                      : nntp::TlsMode::kNone;
+    o.tls_verify = !p.tls_skip_verify();
+    o.username = p.username();
+    o.password = p.password();
+    const absl::Time t0 = absl::Now();
+    auto conn = nntp::Connection::Dial(o);
+    const absl::Time t1 = absl::Now();
+    if (!conn.ok()) {
+      resp->set_ok(false);
+      resp->set_error(std::string(conn.status().ToString()));
+      resp->set_dial_seconds(absl::ToDoubleSeconds(t1 - t0));
+    } else {
+      resp->set_dial_seconds(absl::ToDoubleSeconds(t1 - t0));
+      resp->set_server_greeting((*conn)->greeting());
+      absl::Status s = (*conn)->Date();
+      resp->set_date_round_trip_seconds(absl::ToDoubleSeconds(absl::Now() - t1));
+      resp->set_ok(s.ok());
+      if (!s.ok()) resp->set_error(std::string(s.ToString()));
+      (*conn)->Quit();
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (--testing_[key] == 0) testing_.erase(key);
+    }
+    reactor->Finish(grpc::Status::OK);
+  }).detach();
+  return reactor;
+}
+
+}  // namespace nzbmesh::broker

@@ -1,0 +1,52 @@
+// gRPC face of the broker: thin handlers over Pool (TF Serving style):
+// validate, convert, call the pool, convert the status once at the edge.
+// Uses the callback API: one reactor object per RPC; OnCancel stops the
+// upstream work at once (a cancelled fetch leaves the queue or is drained).
+#ifndef NZBMESH_SERVICES_BROKER_BROKER_SERVICE_H_
+#define NZBMESH_SERVICES_BROKER_BROKER_SERVICE_H_
+
+#include <atomic>
+
+#include "nzbmesh/broker/v1/broker.grpc.pb.h"
+#include "services/broker/pool.h"
+
+namespace nzbmesh::broker {
+
+class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService {
+ public:
+  // `pool` must outlive the service.
+  explicit BrokerService(Pool* pool) : pool_(pool) {}
+
+  // Ends every open session and lease stream (used before server shutdown so
+  // the grace period is not spent on calls that never end by themselves).
+  void EndLongLivedCalls();
+
+  grpc::ServerWriteReactor<v1::FetchSegmentResponse>* FetchSegment(grpc::CallbackServerContext* ctx,
+                                                                   const v1::FetchSegmentRequest* req) override;
+  grpc::ServerWriteReactor<v1::StatSegmentsResponse>* StatSegments(grpc::CallbackServerContext* ctx,
+                                                                   const v1::StatSegmentsRequest* req) override;
+  grpc::ServerWriteReactor<v1::StreamSessionEvent>* OpenStreamSession(grpc::CallbackServerContext* ctx,
+                                                                      const v1::OpenStreamSessionRequest* req) override;
+  grpc::ServerWriteReactor<v1::ImportLeaseEvent>* AcquireImportLease(grpc::CallbackServerContext* ctx,
+                                                                     const v1::AcquireImportLeaseRequest* req) override;
+  grpc::ServerUnaryReactor* GetPoolStatus(grpc::CallbackServerContext* ctx, const v1::GetPoolStatusRequest* req,
+                                          v1::PoolStatus* resp) override;
+  grpc::ServerUnaryReactor* TestProvider(grpc::CallbackServerContext* ctx, const v1::TestProviderRequest* req,
+                                         v1::TestProviderResponse* resp) override;
+
+  class LongLived;  // session and lease reactors register here
+
+ private:
+  Pool* const pool_;
+  absl::Mutex mu_;  // protects long_lived_ and ending_
+  std::set<LongLived*> long_lived_ ABSL_GUARDED_BY(mu_);
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  // TestProvider budget: concurrent test dials per candidate endpoint.
+  std::map<std::string, int> testing_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<TrafficClass> FromProto(v1::TrafficClass c);
+
+}  // namespace nzbmesh::broker
+
+#endif  // NZBMESH_SERVICES_BROKER_BROKER_SERVICE_H_

@@ -1,0 +1,314 @@
+// The broker's connection pool and scheduler: the one place that opens NNTP
+// connections and the budget authority for every provider account.
+//
+// Model (see docs/ARCHITECTURE.md, "Broker: budgets and traffic classes"):
+//   * A provider has `max_connections` connections (counting ones being
+//     dialled and being closed) of `pipeline_depth` slots each. Capacity C is
+//     the slot count of the usable primaries.
+//   * A request waits in the FIFO of its traffic class. Whenever a slot frees,
+//     Dispatch() gives it to the highest class with a waiter that may run:
+//     classes below STREAM together hold at most C − reserve slots, where
+//     reserve = min(stream_headroom × open_sessions, C − 1); one stream
+//     session holds at most max_slots_per_stream.
+//   * A granted request is bound to a provider (primaries first, weighted by
+//     free slots and measured speed) and handed to one of its connections,
+//     which pipelines up to pipeline_depth commands.
+//   * Retries (R1–R8): 430/423 moves to the next provider (never the same
+//     one; backups only after every primary said missing; providers sharing
+//     a backbone with one that said missing are skipped); transient errors get
+//     at most `attempts_per_provider` attempts per provider with a jittered
+//     delay in [retry_delay_min, retry_delay_max]; a timed-out attempt is
+//     retried at once on another connection; no retry starts after the
+//     request's deadline.
+//   * Cancellation: a queued request leaves its queue at once. An in-flight
+//     one keeps its slot until the connection has drained the reply (or is
+//     closed when draining would exceed drain_limit), so cancellations never
+//     leave a half-read connection in the pool and never cause re-dials.
+//
+// Threading: one thread per NNTP connection does all socket I/O, outside the
+// lock; one timer thread runs delayed retries, breaker and throttle timers.
+// Every piece of shared state is guarded by the single mutex mu_ (contention
+// is negligible next to network I/O: ~1 µs of work per request).
+// Completion callbacks run on connection or timer threads, never under mu_.
+#ifndef NZBMESH_SERVICES_BROKER_POOL_H_
+#define NZBMESH_SERVICES_BROKER_POOL_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/metrics/metrics.h"
+#include "common/nntp/connection.h"
+#include "common/time/clock.h"
+#include "services/broker/buffer_pool.h"
+
+namespace nzbmesh::broker {
+
+enum class TrafficClass { kStream = 0, kProbe = 1, kImport = 2, kHealth = 3, kSpeedTest = 4 };
+inline constexpr int kNumClasses = 5;
+const char* ClassName(TrafficClass c);
+
+struct ProviderOptions {
+  std::string name;                 // unique; metrics label
+  nntp::ConnectionOptions connection;  // host, port, TLS, credentials, timeouts
+  int max_connections = 10;         // hard limit of the account
+  int pipeline_depth = 2;           // commands in flight per connection
+  bool backup = false;              // used only after every primary said missing
+  std::string backbone;             // providers on one backbone share article loss
+  absl::Duration idle_timeout = absl::Seconds(60);  // close a connection idle this long
+  absl::Duration keepalive_interval = absl::ZeroDuration();  // DATE when idle; 0 = never
+};
+
+struct PoolOptions {
+  std::vector<ProviderOptions> providers;
+  int stream_headroom = 8;          // slots reserved per open stream session
+  int max_slots_per_stream = 0;     // per session; 0 = half of C (at least 1)
+  int max_concurrent_imports = 2;
+  int max_concurrent_imports_while_streaming = 1;
+  int max_queue_per_class = 10000;  // past it: RESOURCE_EXHAUSTED at once
+  int attempts_per_provider = 2;    // transient failures (R3)
+  absl::Duration retry_delay_min = absl::Milliseconds(50);   // R4
+  absl::Duration retry_delay_max = absl::Milliseconds(150);
+  absl::Duration throttle_restore = absl::Seconds(30);       // R6
+  absl::Duration drain_limit = absl::Seconds(5);             // B10
+  int breaker_failure_threshold = 5;                         // consecutive failures
+  absl::Duration breaker_open_time = absl::Seconds(15);      // before a half-open probe
+  absl::Duration max_breaker_open_time = absl::Minutes(5);
+  // Attempt timeout (first byte): adapted to the measured time to first byte
+  // (4 × EWMA) clamped to [min, max].
+  absl::Duration attempt_timeout_min = absl::Seconds(2);
+  absl::Duration attempt_timeout_max = absl::Seconds(10);
+  Clock* clock = Clock::Real();
+  uint64_t random_seed = 0;         // 0 = from the clock
+};
+
+struct FetchRequest {
+  std::string message_id;
+  TrafficClass traffic_class = TrafficClass::kStream;
+  uint64_t session_id = 0;          // 0 = no stream session
+  absl::Time deadline = absl::InfiniteFuture();
+  bool stat_only = false;           // STAT instead of BODY
+};
+
+struct FetchResult {
+  absl::Status status;              // OK, NOT_FOUND, DATA_LOSS (bytes present), ...
+  BufferPool::Handle data;          // decoded bytes (BODY; null for STAT or errors)
+  nntp::BodyInfo info;
+  std::string provider;             // who served it
+  int attempts = 0;
+};
+
+class Pool;
+
+// One request's life. Held by the caller (to cancel) and by the pool.
+class FetchOp {
+ public:
+  // Thread-safe, idempotent. A queued request leaves the queue at once and
+  // its callback runs with CANCELLED; an in-flight one is drained.
+  void Cancel();
+
+ private:
+  friend class Pool;
+  FetchRequest req;
+  std::function<void(FetchResult)> done;
+  Pool* pool = nullptr;
+  // The fields below are guarded by Pool::mu_.
+  enum class Stage { kQueued, kWaitingRetry, kAssigned, kSent } stage = Stage::kQueued;
+  bool cancelled = false;
+  bool finished = false;            // `done` has been scheduled
+  std::vector<std::string> missing_on;  // providers that answered 430/423
+  int provider = -1;                // provider of the current attempt
+  std::map<int, int> attempts;      // per provider
+  std::set<int> excluded;           // providers not to try again
+  std::set<std::string> missing_backbones;
+  bool any_missing = false;
+  int total_attempts = 0;
+  absl::Status last_error;
+  int avoid_connection = -1;        // a timed-out connection (R5)
+  absl::Time enqueued_at;
+  uint64_t seq = 0;
+};
+
+struct ProviderStatusView {
+  std::string name;
+  bool backup = false;
+  std::string backbone;
+  int max_connections = 0, pipeline_depth = 0;
+  int open = 0, busy = 0, idle = 0, dialing = 0, closing = 0, usable = 0;
+  int64_t slots_in_use = 0;
+  std::string breaker;
+  double speed_bytes_per_second = 0;
+  int64_t dials_total = 0, commands_total = 0;
+};
+
+struct PoolStatusView {
+  std::vector<ProviderStatusView> providers;
+  int64_t in_flight[kNumClasses] = {};
+  int64_t queued[kNumClasses] = {};
+  int64_t capacity = 0, reserved = 0;
+  int open_sessions = 0, leases_held = 0, leases_waiting = 0;
+};
+
+class Pool {
+ public:
+  static absl::StatusOr<std::unique_ptr<Pool>> Create(const PoolOptions& options, metrics::Registry* registry);
+  ~Pool();  // Shutdown()
+
+  // Fails every queued request with UNAVAILABLE, closes every connection and
+  // joins every thread. Idempotent.
+  void Shutdown();
+
+  // Starts a fetch; `done` runs exactly once (on a pool thread, or inline
+  // when the request is rejected at once).
+  std::shared_ptr<FetchOp> Fetch(FetchRequest request, std::function<void(FetchResult)> done);
+
+  // Stream sessions (reservation for playback).
+  uint64_t OpenSession(const std::string& label);
+  void CloseSession(uint64_t id);
+
+  // Import leases: `granted` runs once when the lease is granted (possibly
+  // inline). ReleaseLease frees a held lease or withdraws a waiting request;
+  // either way the next waiter is considered. Idempotent.
+  uint64_t RequestLease(const std::string& holder, std::function<void()> granted);
+  void ReleaseLease(uint64_t id);
+
+  // Adds, removes and resizes providers without dropping in-flight work.
+  absl::Status Reconfigure(const std::vector<ProviderOptions>& providers);
+
+  PoolStatusView Status();
+
+  // Test and benchmark hooks: counts that must return to 0 after any storm
+  // (B8): slots in use, queued requests, sessions, leases held and waiting.
+  struct Usage {
+    int64_t slots_in_use = 0, queued = 0, waiting_retry = 0;
+    int sessions = 0, leases_held = 0, leases_waiting = 0;
+  };
+  Usage GetUsage();
+  int64_t ConnectionsDialed(const std::string& provider);
+
+ private:
+  struct Provider;
+  struct Conn;
+  struct Session {
+    std::string label;
+    int64_t slots = 0;
+  };
+  struct Lease {
+    std::string holder;
+    std::function<void()> granted;
+    bool held = false;
+  };
+  struct Timer {
+    absl::Time when;
+    uint64_t seq;
+    std::function<void()> fn;
+    bool operator<(const Timer& o) const { return when != o.when ? when > o.when : seq > o.seq; }
+  };
+
+  explicit Pool(const PoolOptions& options, metrics::Registry* registry);
+
+  // Holds mu_; on release runs the deferred callbacks outside the lock.
+  class ABSL_SCOPED_LOCKABLE Locked {
+   public:
+    explicit Locked(Pool* p) ABSL_EXCLUSIVE_LOCK_FUNCTION(p->mu_) : p_(p) { p_->mu_.Lock(); }
+    ~Locked() ABSL_UNLOCK_FUNCTION() {
+      std::vector<std::function<void()>> run;
+      run.swap(p_->deferred_);
+      p_->mu_.Unlock();
+      for (auto& f : run) f();
+    }
+
+   private:
+    Pool* const p_;
+  };
+
+  // Scheduling; all under mu_.
+  void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int PickProviderLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HasCandidateLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AllCandidatesOpenLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ProviderEligibleLocked(const FetchOp& op, int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t CapacityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t ReserveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t PerStreamCapLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AssignLocked(const std::shared_ptr<FetchOp>& op, int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeDialLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseSlotLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GrantLeasesLocked(std::vector<std::function<void()>>* to_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  friend class FetchOp;
+  void CancelOp(FetchOp* op);
+  void ExpireOp(const std::shared_ptr<FetchOp>& op);
+  void CancelOpWith(FetchOp* op, absl::Status why);
+  // Outcome of one attempt (slot already released); finishes or retries.
+  void AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, FetchResult result, bool slot_released,
+                         std::vector<std::function<void()>>* to_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequeueLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::function<void()>>* to_run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Schedules `done` (run by the caller after unlocking via to_run).
+  void FinishLocked(const std::shared_ptr<FetchOp>& op, FetchResult result,
+                    std::vector<std::function<void()>>* to_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishRawLocked(FetchOp* op, FetchResult result, std::vector<std::function<void()>>* to_run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FailSent(int p, const std::shared_ptr<Conn>& conn, std::deque<std::shared_ptr<FetchOp>>* sent,
+                const absl::Status& s);
+
+  // Connection threads.
+  void ConnectionMain(int p, std::shared_ptr<Conn> conn);
+  void RunConnection(int p, const std::shared_ptr<Conn>& conn, nntp::Connection* nntp);
+  void OnDialFailedLocked(int p, const absl::Status& s, std::vector<std::function<void()>>* to_run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ArmThrottleTimerLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordSuccessLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordFailureLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Timer thread.
+  void AddTimerLocked(absl::Time when, std::function<void()> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TimerMain();
+  absl::Duration JitterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::unique_ptr<Provider> MakeProvider(const ProviderOptions& o);
+
+  PoolOptions options_;
+  Clock* const clock_;
+  BufferPool buffers_;
+
+  absl::Mutex mu_;  // guards everything below
+  std::vector<std::unique_ptr<Provider>> providers_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<FetchOp>> queues_[kNumClasses] ABSL_GUARDED_BY(mu_);
+  int64_t in_use_by_class_[kNumClasses] ABSL_GUARDED_BY(mu_) = {};
+  int64_t waiting_retry_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);  // ordered by id = FIFO
+  int leases_held_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<Timer> timers_ ABSL_GUARDED_BY(mu_);  // heap
+  uint64_t timer_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  // Callbacks of requests finished inside DispatchLocked (which has no
+  // to_run parameter); Locked's destructor runs them after unlocking.
+  std::vector<std::function<void()>> deferred_ ABSL_GUARDED_BY(mu_);
+  int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread timer_thread_;
+
+  // Metrics (handles resolved once).
+  struct Metrics;
+  std::unique_ptr<Metrics> metrics_;
+};
+
+}  // namespace nzbmesh::broker
+
+#endif  // NZBMESH_SERVICES_BROKER_POOL_H_

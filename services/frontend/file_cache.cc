@@ -1,0 +1,267 @@
+#include "services/frontend/file_cache.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace nzbmesh::frontend {
+
+struct FileCache::Ticket::Pending {
+  int32_t segment = 0;
+  std::unique_ptr<FetchHandle> handle;  // null until Fetch() returned
+  std::vector<std::pair<uint64_t, DataCallback>> waiters;
+  bool abandoned = false;  // every waiter withdrew; cancel once the handle exists
+};
+
+absl::StatusOr<std::shared_ptr<const ReadLayout>> ReadLayout::FromProto(const importer::v1::FileLayout& proto) {
+  auto out = std::make_shared<ReadLayout>();
+  out->path = proto.entry().path();
+  out->key = absl::StrCat(proto.entry().path(), "\n", proto.entry().etag());
+  out->size = proto.entry().size();
+  if (out->size < 0) return absl::InvalidArgumentError(absl::StrCat("layout of ", out->path, " has a negative size"));
+  if (proto.extents_size() == 0) {
+    int64_t next = 0;
+    for (const auto& s : proto.segments()) {
+      if (s.offset() != next || s.size() <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("layout of ", out->path, ": segment ", s.message_id(),
+                                                       " at offset ", s.offset(), " (size ", s.size(),
+                                                       ") leaves a gap or overlap; expected offset ", next));
+      }
+      out->pieces.push_back({s.offset(), s.size(), static_cast<int32_t>(out->segments.size()), 0});
+      out->segments.push_back({s.message_id(), s.size()});
+      next += s.size();
+    }
+    if (next < out->size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layout of ", out->path, ": segments cover ", next, " of ", out->size, " bytes"));
+    }
+  } else {
+    // Flatten the volumes' segments; remember where each volume starts.
+    std::vector<int32_t> first_segment;
+    for (const auto& v : proto.volumes()) {
+      first_segment.push_back(static_cast<int32_t>(out->segments.size()));
+      for (const auto& s : v.segments()) out->segments.push_back({s.message_id(), s.size()});
+    }
+    int64_t next = 0;
+    for (const auto& e : proto.extents()) {
+      if (e.volume() < 0 || e.volume() >= proto.volumes_size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("layout of ", out->path, ": extent names volume ", e.volume(), " of ", proto.volumes_size()));
+      }
+      if (e.file_offset() != next || e.length() <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("layout of ", out->path, ": extent at file offset ",
+                                                       e.file_offset(), " leaves a gap; expected ", next));
+      }
+      const auto& vol = proto.volumes(e.volume());
+      int64_t want_begin = e.volume_offset(), want_end = e.volume_offset() + e.length();
+      int64_t covered = want_begin;
+      for (int i = 0; i < vol.segments_size() && covered < want_end; ++i) {
+        const auto& s = vol.segments(i);
+        int64_t s_begin = s.offset(), s_end = s.offset() + s.size();
+        if (s_end <= covered || s_begin >= want_end) continue;
+        if (s_begin > covered) break;  // gap in the volume's segments
+        int64_t take_end = std::min(s_end, want_end);
+        out->pieces.push_back({e.file_offset() + (covered - want_begin), take_end - covered,
+                               first_segment[e.volume()] + i, covered - s_begin});
+        covered = take_end;
+      }
+      if (covered != want_end) {
+        return absl::InvalidArgumentError(absl::StrCat("layout of ", out->path, ": volume ", vol.name(),
+                                                       " segments do not cover bytes [", covered, ", ", want_end,
+                                                       ") of an extent"));
+      }
+      next += e.length();
+    }
+    if (next < out->size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layout of ", out->path, ": extents cover ", next, " of ", out->size, " bytes"));
+    }
+  }
+  return std::shared_ptr<const ReadLayout>(std::move(out));
+}
+
+size_t ReadLayout::PieceAt(int64_t offset) const {
+  if (offset >= size) return pieces.size();
+  auto it = std::upper_bound(pieces.begin(), pieces.end(), offset,
+                             [](int64_t off, const Piece& p) { return off < p.file_offset; });
+  return static_cast<size_t>(it - pieces.begin()) - 1;
+}
+
+FileCache::FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity)
+    : fetcher_(fetcher), layout_(std::move(layout)), lru_capacity_(lru_capacity) {}
+
+std::shared_ptr<const std::string> FileCache::Lookup(int32_t segment) {
+  absl::MutexLock lock(&mu_);
+  auto it = cached_.find(segment);
+  if (it == cached_.end()) return nullptr;
+  lru_.splice(lru_.begin(), lru_, it->second.second);
+  ++lru_hits_;
+  return it->second.first;
+}
+
+absl::Status FileCache::KnownMissing(int32_t segment) const {
+  absl::MutexLock lock(&mu_);
+  auto it = missing_.find(segment);
+  return it == missing_.end() ? absl::OkStatus() : it->second;
+}
+
+void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) {
+  if (lru_capacity_ == 0) return;
+  auto it = cached_.find(segment);
+  if (it != cached_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.second);
+    return;
+  }
+  lru_.push_front(segment);
+  cached_[segment] = {std::move(data), lru_.begin()};
+  while (cached_.size() > lru_capacity_) {
+    cached_.erase(lru_.back());
+    lru_.pop_back();
+  }
+}
+
+std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const FetchOptions& options,
+                                                      DataCallback done) {
+  std::shared_ptr<Ticket::Pending> pending;
+  uint64_t waiter = 0;
+  bool start = false;
+  absl::StatusOr<std::shared_ptr<const std::string>> immediate = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto hit = cached_.find(segment);
+    auto miss = missing_.find(segment);
+    if (hit != cached_.end()) {
+      lru_.splice(lru_.begin(), lru_, hit->second.second);
+      ++lru_hits_;
+      immediate = hit->second.first;
+    } else if (miss != missing_.end()) {
+      immediate = miss->second;
+    } else {
+      auto it = pending_.find(segment);
+      if (it != pending_.end()) {
+        pending = it->second;
+      } else {
+        pending = std::make_shared<Ticket::Pending>();
+        pending->segment = segment;
+        pending_[segment] = pending;
+        start = true;
+        ++fetches_started_;
+      }
+      waiter = next_waiter_++;
+      pending->waiters.emplace_back(waiter, std::move(done));
+    }
+  }
+  if (pending == nullptr) {
+    done(std::move(immediate));
+    return nullptr;
+  }
+  auto ticket = std::unique_ptr<Ticket>(new Ticket(shared_from_this(), pending, waiter));
+  if (start) {
+    auto self = shared_from_this();
+    std::unique_ptr<FetchHandle> handle =
+        fetcher_->Fetch(layout_->segments[segment].message_id, options,
+                        [self, segment, pending](absl::StatusOr<Segment> result) {
+                          self->OnFetched(segment, pending, std::move(result));
+                        });
+    bool cancel_now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (pending->abandoned) {
+        cancel_now = true;
+      } else {
+        pending->handle = std::move(handle);
+      }
+    }
+    if (cancel_now && handle != nullptr) handle->Cancel();
+  }
+  return ticket;
+}
+
+void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result) {
+  std::vector<std::pair<uint64_t, DataCallback>> waiters;
+  absl::StatusOr<std::shared_ptr<const std::string>> out = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (result.ok()) {
+      out = result->data;
+      InsertLocked(segment, result->data);
+    } else {
+      out = result.status();
+      if (absl::IsNotFound(result.status())) missing_[segment] = result.status();
+    }
+    auto it = pending_.find(segment);
+    if (it != pending_.end() && it->second == pending) pending_.erase(it);
+    waiters.swap(pending->waiters);
+  }
+  for (auto& [id, cb] : waiters) cb(out);
+}
+
+void FileCache::Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64_t waiter) {
+  std::unique_ptr<FetchHandle> cancel;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& w = pending->waiters;
+    w.erase(std::remove_if(w.begin(), w.end(), [&](const auto& p) { return p.first == waiter; }), w.end());
+    if (!w.empty() || pending->abandoned) return;
+    auto it = pending_.find(pending->segment);
+    if (it == pending_.end() || it->second != pending) return;  // already completed
+    pending_.erase(it);
+    pending->abandoned = true;
+    cancel = std::move(pending->handle);
+  }
+  if (cancel != nullptr) cancel->Cancel();
+}
+
+void FileCache::Ticket::Cancel() {
+  if (cache_ == nullptr) return;
+  cache_->Withdraw(pending_, waiter_);
+  cache_.reset();
+}
+
+int64_t FileCache::fetches_started() const {
+  absl::MutexLock lock(&mu_);
+  return fetches_started_;
+}
+
+int64_t FileCache::lru_hits() const {
+  absl::MutexLock lock(&mu_);
+  return lru_hits_;
+}
+
+FileCacheRegistry::FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file)
+    : fetcher_(fetcher), capacity_(std::max<size_t>(1, capacity)), lru_segments_(lru_segments_per_file) {}
+
+std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayout> layout) {
+  absl::MutexLock lock(&mu_);
+  auto it = caches_.find(layout->key);
+  if (it != caches_.end()) {
+    order_.splice(order_.begin(), order_, it->second.second);
+    return it->second.first;
+  }
+  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_);
+  order_.push_front(layout->key);
+  caches_[layout->key] = {cache, order_.begin()};
+  while (caches_.size() > capacity_) {
+    caches_.erase(order_.back());
+    order_.pop_back();
+  }
+  return cache;
+}
+
+void FileCacheRegistry::Invalidate(const std::string& path) {
+  std::string prefix = absl::EndsWith(path, "/") ? path : path + "/";
+  absl::MutexLock lock(&mu_);
+  for (auto it = order_.begin(); it != order_.end();) {
+    absl::string_view file_path = absl::string_view(*it).substr(0, it->find('\n'));
+    if (path == "/" || file_path == path || absl::StartsWith(file_path, prefix)) {
+      caches_.erase(*it);
+      it = order_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace nzbmesh::frontend

@@ -1,0 +1,139 @@
+// Per-file read state shared by every response reading one file version:
+// the byte-range -> segment map (ReadLayout), an LRU of whole decoded
+// segments (F5), a record of segments known missing (F3), and de-duplication
+// of concurrent fetches of the same segment. FileCacheRegistry keeps the
+// FileCaches of recently read files.
+#ifndef NZBMESH_SERVICES_FRONTEND_FILE_CACHE_H_
+#define NZBMESH_SERVICES_FRONTEND_FILE_CACHE_H_
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "nzbmesh/importer/v1/catalog.pb.h"
+#include "services/frontend/segment_fetcher.h"
+
+namespace nzbmesh::frontend {
+
+// Where a file's bytes live. Plain files: one piece per segment. Archive
+// members: one piece per (extent ∩ volume segment), so a piece may start in
+// the middle of a decoded segment (e.g. after a RAR block header).
+struct ReadLayout {
+  struct SegmentRef {
+    std::string message_id;
+    int64_t size = 0;  // decoded bytes the catalog expects
+  };
+  struct Piece {
+    int64_t file_offset = 0;     // first file byte of the piece
+    int64_t length = 0;
+    int32_t segment = 0;         // index into `segments`
+    int64_t segment_offset = 0;  // where in the decoded segment the piece starts
+  };
+
+  std::string key;   // identity of the file version (path + etag)
+  std::string path;  // catalog path (for invalidation and messages)
+  int64_t size = 0;
+  std::vector<SegmentRef> segments;
+  std::vector<Piece> pieces;  // sorted by file_offset; cover [0, size) without gaps
+
+  // Builds the map from the catalog's FileLayout. INVALID_ARGUMENT (naming the
+  // file and what is wrong) when segments/extents leave a gap or overlap, or
+  // an extent names a volume that does not exist.
+  static absl::StatusOr<std::shared_ptr<const ReadLayout>> FromProto(const importer::v1::FileLayout& layout);
+  // Index of the piece containing `offset` (pieces.size() when offset >= size).
+  size_t PieceAt(int64_t offset) const;
+};
+
+class FileCache : public std::enable_shared_from_this<FileCache> {
+ public:
+  using DataCallback = std::function<void(absl::StatusOr<std::shared_ptr<const std::string>>)>;
+
+  // A reader's interest in a fetch. Cancel() withdraws it; the fetch itself is
+  // cancelled when its last interested reader withdraws. After Cancel() the
+  // callback may still run if it was already being delivered.
+  class Ticket {
+   public:
+    ~Ticket() = default;
+    void Cancel();
+
+   private:
+    friend class FileCache;
+    struct Pending;
+    Ticket(std::shared_ptr<FileCache> cache, std::shared_ptr<Pending> pending, uint64_t waiter)
+        : cache_(std::move(cache)), pending_(std::move(pending)), waiter_(waiter) {}
+    std::shared_ptr<FileCache> cache_;
+    std::shared_ptr<Pending> pending_;
+    uint64_t waiter_;
+  };
+
+  // `fetcher` must outlive the cache. lru_capacity 0 disables the LRU.
+  FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity);
+
+  const ReadLayout& layout() const { return *layout_; }
+  std::shared_ptr<const ReadLayout> layout_ptr() const { return layout_; }
+
+  // The decoded segment when cached (refreshes its LRU position), else nullptr.
+  std::shared_ptr<const std::string> Lookup(int32_t segment);
+  // NOT_FOUND status when the segment is known missing, else OK.
+  absl::Status KnownMissing(int32_t segment) const;
+
+  // Fetches `segment` (or joins a fetch already running). `done` runs once
+  // unless the ticket is cancelled first; it may run inline. Returns nullptr
+  // when `done` already ran (cache hit or known missing).
+  std::unique_ptr<Ticket> Acquire(int32_t segment, const FetchOptions& options, DataCallback done);
+
+  int64_t fetches_started() const;
+  int64_t lru_hits() const;
+
+ private:
+  void OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result);
+  void Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64_t waiter);
+  void InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  SegmentFetcher* const fetcher_;
+  const std::shared_ptr<const ReadLayout> layout_;
+  const size_t lru_capacity_;
+
+  mutable absl::Mutex mu_;  // protects the LRU, the missing set, pending fetches, counters
+  std::list<int32_t> lru_ ABSL_GUARDED_BY(mu_);  // front = most recent
+  absl::flat_hash_map<int32_t, std::pair<std::shared_ptr<const std::string>, std::list<int32_t>::iterator>> cached_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int32_t, absl::Status> missing_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int32_t, std::shared_ptr<Ticket::Pending>> pending_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t fetches_started_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t lru_hits_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Keeps the FileCaches of the `capacity` most recently opened file versions,
+// so a scanner's separate small requests share one segment LRU. Thread-safe.
+class FileCacheRegistry {
+ public:
+  FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file);
+  // The cache for layout->key, created if needed (a changed layout for the same
+  // key replaces the old cache).
+  std::shared_ptr<FileCache> Get(std::shared_ptr<const ReadLayout> layout);
+  // Forgets caches of `path` and everything below it.
+  void Invalidate(const std::string& path);
+
+ private:
+  SegmentFetcher* const fetcher_;
+  const size_t capacity_;
+  const size_t lru_segments_;
+  absl::Mutex mu_;  // protects the map and LRU order
+  std::list<std::string> order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::pair<std::shared_ptr<FileCache>, std::list<std::string>::iterator>> caches_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace nzbmesh::frontend
+
+#endif  // NZBMESH_SERVICES_FRONTEND_FILE_CACHE_H_

@@ -1,0 +1,369 @@
+#include "services/frontend/file_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace nzbmesh::frontend {
+namespace {
+
+bool IsTransient(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<FileReader> FileReader::Open(const ReaderEnv& env, std::shared_ptr<FileCache> file, int64_t begin,
+                                             int64_t end, ReaderOptions options) {
+  std::shared_ptr<FileReader> r(new FileReader(env, std::move(file), begin, end, std::move(options)));
+  Actions a;
+  {
+    absl::MutexLock lock(&r->mu_);
+    r->PumpLocked(&a);
+  }
+  r->Run(std::move(a));
+  return r;
+}
+
+FileReader::FileReader(const ReaderEnv& env, std::shared_ptr<FileCache> file, int64_t begin, int64_t end,
+                       ReaderOptions options)
+    : env_(env),
+      file_(std::move(file)),
+      layout_(file_->layout_ptr()),
+      begin_(std::clamp<int64_t>(begin, 0, layout_->size)),
+      end_(std::clamp<int64_t>(end, begin_, layout_->size)),
+      options_(std::move(options)) {
+  absl::MutexLock lock(&mu_);
+  pos_ = begin_;
+  piece_ = layout_->PieceAt(begin_);
+  window_ = std::clamp(options_.initial_read_ahead, 1, std::max(1, options_.max_read_ahead));
+  stats_.position = pos_;
+  session_ = options_.session;
+}
+
+FileReader::~FileReader() {
+  // No fetch callback can be outstanding (each holds a reference), so only
+  // ready slots remain: return their memory.
+  absl::MutexLock lock(&mu_);
+  for (auto& [seg, slot] : slots_) {
+    if (env_.budget != nullptr) env_.budget->Release(slot.reserved);
+  }
+}
+
+FetchOptions FileReader::FetchOptionsLocked() const {
+  FetchOptions o;
+  o.traffic_class = options_.traffic_class;
+  o.stream_session_id = session_ != nullptr ? session_->id() : 0;
+  return o;
+}
+
+void FileReader::Bump() {
+  version_.fetch_add(1, std::memory_order_release);
+  version_.notify_all();
+}
+
+void FileReader::PumpLocked(Actions* a) {
+  if (closed() || drained_ || !failed_.ok()) return;
+  const int max_window = std::max(1, options_.max_read_ahead);
+  window_ = std::clamp(window_, 1, max_window);
+  // The next `window_` distinct segments from the read position.
+  std::vector<int32_t> target;
+  for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < window_; ++i) {
+    const auto& p = layout_->pieces[i];
+    if (p.file_offset >= end_) break;
+    if (std::find(target.begin(), target.end(), p.segment) == target.end()) target.push_back(p.segment);
+  }
+  // Drop slots behind the reader (consumed) or outside the window.
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    if (std::find(target.begin(), target.end(), it->first) != target.end()) {
+      ++it;
+      continue;
+    }
+    if (env_.budget != nullptr) env_.budget->Release(it->second.reserved);
+    if (it->second.ticket != nullptr) a->cancel.push_back(std::move(it->second.ticket));
+    if (it->second.retry_id != 0) a->cancel_retries.push_back(it->second.retry_id);
+    slots_.erase(it++);
+  }
+  for (size_t k = 0; k < target.size(); ++k) {
+    int32_t seg = target[k];
+    if (slots_.contains(seg)) continue;
+    if (auto data = file_->Lookup(seg); data != nullptr) {
+      Slot& s = slots_[seg];
+      s.state = SlotState::kReady;
+      s.data = std::move(data);
+      continue;
+    }
+    if (absl::Status missing = file_->KnownMissing(seg); !missing.ok()) {
+      Slot& s = slots_[seg];
+      s.state = SlotState::kFailed;
+      s.status = missing;
+      continue;
+    }
+    int64_t need = layout_->segments[seg].size;
+    if (env_.budget != nullptr) {
+      if (k == 0) {
+        env_.budget->ForceReserve(need);  // the segment the reader needs now
+      } else if (!env_.budget->TryReserve(need)) {
+        window_ = std::max<int>(1, static_cast<int>(k));  // shrink instead of growing memory
+        break;
+      }
+    }
+    Slot& s = slots_[seg];
+    s.reserved = env_.budget != nullptr ? need : 0;
+    s.attempts = 1;
+    s.fetch_id = next_fetch_id_++;
+    a->fetch.emplace_back(seg, s.fetch_id);
+  }
+  int in_flight = 0;
+  for (const auto& [seg, slot] : slots_) {
+    if (slot.state == SlotState::kPending) ++in_flight;
+  }
+  stats_.window = window_;
+  stats_.max_window = std::max(stats_.max_window, window_);
+  stats_.in_flight = in_flight;
+  stats_.max_in_flight = std::max(stats_.max_in_flight, in_flight);
+}
+
+FileReader::Take FileReader::TakeLocked(size_t max, absl::StatusOr<Chunk>* out) {
+  if (!failed_.ok()) {
+    *out = failed_;
+    return Take::kError;
+  }
+  if (pos_ >= end_ || piece_ >= layout_->pieces.size()) {
+    *out = Chunk{};
+    return Take::kChunk;
+  }
+  const auto& piece = layout_->pieces[piece_];
+  auto it = slots_.find(piece.segment);
+  if (it == slots_.end() || it->second.state == SlotState::kPending) {
+    if (it != slots_.end() && !it->second.stalled) {
+      // The consumer is faster than the window: grow it (doubling, capped).
+      it->second.stalled = true;
+      ++stats_.stalls;
+      window_ = std::min(window_ * 2, std::max(1, options_.max_read_ahead));
+    }
+    return Take::kNotReady;
+  }
+  const auto& segref = layout_->segments[piece.segment];
+  if (it->second.state == SlotState::kFailed) {
+    const absl::Status& s = it->second.status;
+    failed_ = absl::Status(s.code(), absl::StrCat("segment ", piece.segment, " of ", layout_->path, " (<",
+                                                  segref.message_id, ">): ", s.message()));
+    *out = failed_;
+    return Take::kError;
+  }
+  const std::shared_ptr<const std::string>& data = it->second.data;
+  int64_t piece_end = std::min(piece.file_offset + piece.length, end_);
+  int64_t seg_off = piece.segment_offset + (pos_ - piece.file_offset);
+  int64_t n = std::min<int64_t>(piece_end - pos_, static_cast<int64_t>(max));
+  if (static_cast<int64_t>(data->size()) < seg_off + n) {
+    failed_ = absl::DataLossError(absl::StrCat("segment ", piece.segment, " of ", layout_->path, " (<",
+                                               segref.message_id, ">) decoded to ", data->size(),
+                                               " bytes; the layout needs ", seg_off + n));
+    *out = failed_;
+    return Take::kError;
+  }
+  *out = Chunk{data, data->data() + seg_off, static_cast<size_t>(n)};
+  pos_ += n;
+  stats_.position = pos_;
+  stats_.bytes_delivered += n;
+  if (pos_ >= piece.file_offset + piece.length) ++piece_;
+  return Take::kChunk;
+}
+
+void FileReader::Run(Actions a) {
+  for (auto& t : a.cancel) t->Cancel();
+  if (env_.scheduler != nullptr) {
+    for (uint64_t id : a.cancel_retries) env_.scheduler->Cancel(id);
+  }
+  if (!a.fetch.empty()) {
+    FetchOptions opts;
+    {
+      absl::MutexLock lock(&mu_);
+      opts = FetchOptionsLocked();
+    }
+    auto self = shared_from_this();
+    for (const auto& [seg, id] : a.fetch) {
+      std::unique_ptr<FileCache::Ticket> ticket =
+          file_->Acquire(seg, opts, [self, seg = seg, id = id](absl::StatusOr<std::shared_ptr<const std::string>> r) {
+            self->OnData(seg, id, std::move(r));
+          });
+      if (ticket == nullptr) continue;
+      bool keep = false;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = slots_.find(seg);
+        if (it != slots_.end() && it->second.fetch_id == id && it->second.state == SlotState::kPending &&
+            !drained_) {
+          it->second.ticket = std::move(ticket);
+          keep = true;
+        }
+      }
+      if (!keep) ticket->Cancel();
+    }
+  }
+  if (a.deliver) a.deliver(std::move(a.delivery));
+}
+
+void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::shared_ptr<const std::string>> result) {
+  Actions a;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = slots_.find(segment);
+    if (it == slots_.end() || it->second.fetch_id != fetch_id || it->second.state != SlotState::kPending ||
+        drained_) {
+      return;
+    }
+    Slot& s = it->second;
+    s.ticket.reset();
+    if (result.ok()) {
+      s.state = SlotState::kReady;
+      s.data = *std::move(result);
+    } else if (IsTransient(result.status()) && s.attempts < options_.max_fetch_attempts && !closed()) {
+      s.fetch_id = next_fetch_id_++;
+      if (env_.scheduler != nullptr) {
+        std::weak_ptr<FileReader> weak = weak_from_this();
+        uint64_t id = s.fetch_id;
+        s.retry_id = env_.scheduler->Schedule(options_.retry_delay * s.attempts, [weak, segment, id] {
+          if (auto self = weak.lock()) self->Retry(segment, id);
+        });
+      } else {
+        a.fetch.emplace_back(segment, s.fetch_id);
+      }
+      ++s.attempts;
+    } else {
+      s.state = SlotState::kFailed;
+      s.status = result.status();
+    }
+    if (pending_read_) {
+      absl::StatusOr<Chunk> out;
+      if (TakeLocked(pending_max_, &out) != Take::kNotReady) {
+        a.deliver = std::move(pending_read_);
+        pending_read_ = nullptr;
+        a.delivery = std::move(out);
+      }
+    }
+    PumpLocked(&a);
+  }
+  Bump();
+  Run(std::move(a));
+}
+
+void FileReader::Retry(int32_t segment, uint64_t fetch_id) {
+  if (closed()) return;
+  Actions a;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = slots_.find(segment);
+    if (it == slots_.end() || it->second.fetch_id != fetch_id || it->second.retry_id == 0 || drained_) return;
+    it->second.retry_id = 0;
+    a.fetch.emplace_back(segment, fetch_id);
+  }
+  Run(std::move(a));
+}
+
+void FileReader::ReadAsync(size_t max_bytes, ChunkCallback done) {
+  if (closed()) {
+    done(absl::CancelledError("reader closed"));
+    return;
+  }
+  Actions a;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_read_) {
+      a.deliver = std::move(done);
+      a.delivery = absl::FailedPreconditionError("a read is already outstanding on this reader");
+    } else {
+      absl::StatusOr<Chunk> out;
+      if (TakeLocked(std::max<size_t>(1, max_bytes), &out) == Take::kNotReady) {
+        pending_read_ = std::move(done);
+        pending_max_ = std::max<size_t>(1, max_bytes);
+      } else {
+        a.deliver = std::move(done);
+        a.delivery = std::move(out);
+      }
+      PumpLocked(&a);
+    }
+  }
+  Run(std::move(a));
+}
+
+absl::StatusOr<size_t> FileReader::Read(char* buf, size_t n) {
+  if (n == 0) return 0;
+  while (true) {
+    if (closed()) return absl::CancelledError("reader closed");
+    uint64_t v = version_.load(std::memory_order_acquire);
+    Actions a;
+    absl::StatusOr<Chunk> out;
+    Take t;
+    {
+      absl::MutexLock lock(&mu_);
+      t = TakeLocked(n, &out);
+      PumpLocked(&a);
+    }
+    Run(std::move(a));
+    if (t == Take::kError) return out.status();
+    if (t == Take::kChunk) {
+      if (out->size > 0) std::memcpy(buf, out->data, out->size);
+      return out->size;
+    }
+    version_.wait(v, std::memory_order_acquire);
+  }
+}
+
+void FileReader::Close() {
+  // The interrupt: visible to blocked readers before any lock is taken (F8).
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  Bump();
+  auto self = shared_from_this();
+  if (env_.closers != nullptr) {
+    env_.closers->Run([self] { self->Drain(); });
+  } else {
+    Drain();
+  }
+}
+
+void FileReader::Drain() {
+  Actions a;
+  {
+    absl::MutexLock lock(&mu_);
+    if (drained_) return;
+    drained_ = true;
+    for (auto& [seg, slot] : slots_) {
+      if (env_.budget != nullptr) env_.budget->Release(slot.reserved);
+      if (slot.ticket != nullptr) a.cancel.push_back(std::move(slot.ticket));
+      if (slot.retry_id != 0) a.cancel_retries.push_back(slot.retry_id);
+    }
+    slots_.clear();
+    stats_.in_flight = 0;
+    session_.reset();
+    if (pending_read_) {
+      a.deliver = std::move(pending_read_);
+      pending_read_ = nullptr;
+      a.delivery = absl::CancelledError("reader closed");
+    }
+  }
+  Run(std::move(a));
+  Bump();
+}
+
+FileReader::Stats FileReader::stats() const {
+  absl::MutexLock lock(&mu_);
+  Stats s = stats_;
+  for (const auto& [seg, slot] : slots_) s.reserved_bytes += slot.reserved;
+  return s;
+}
+
+}  // namespace nzbmesh::frontend

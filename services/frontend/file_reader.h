@@ -1,0 +1,169 @@
+// FileReader: reads one byte range [begin, end) of a catalog file, fetching
+// the segments behind it with a bounded, adaptive read-ahead window.
+//
+// Threading: every method is thread-safe. Fetch callbacks arrive on fetcher
+// threads; the reader's mutex is never held while calling into the fetcher,
+// the file cache's fetch path or a user callback. Close() never takes the
+// reader's mutex before the interrupt is visible (F8): it flips an atomic,
+// wakes blocked Read() calls through an atomic wait, and hands the drain
+// (cancelling fetches, returning memory) to the closer pool (F7).
+//
+// Invariants (tests/services/frontend/file_reader_test.cc):
+//   F1 at most the window (<= max_read_ahead) of segment fetches in flight;
+//   F2 a sequential read fetches each segment exactly once;
+//   F3 a segment reported missing is never fetched again (FileCache);
+//   F4 Close() cancels pending retries at once;
+//   F5 small random reads are served by the file's segment LRU;
+//   F6 reads are clamped to the file size.
+#ifndef NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
+#define NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "services/frontend/file_cache.h"
+#include "services/frontend/reader_support.h"
+#include "services/frontend/segment_fetcher.h"
+
+namespace nzbmesh::frontend {
+
+// Process-wide pieces every reader uses; all must outlive the readers.
+struct ReaderEnv {
+  MemoryBudget* budget = nullptr;       // stream_memory_limit
+  CloserPool* closers = nullptr;        // where Close() drains; nullptr = inline
+  DelayScheduler* scheduler = nullptr;  // retry backoff; nullptr = retry at once
+};
+
+struct ReaderOptions {
+  // Segments kept fetched or in flight ahead of the reader when it starts;
+  // doubles each time the consumer has to wait, up to max_read_ahead.
+  int initial_read_ahead = 2;
+  // Upper bound of the window (F1). Values < 1 are treated as 1.
+  int max_read_ahead = 16;
+  // Attempts per segment for transient errors (UNAVAILABLE, RESOURCE_EXHAUSTED,
+  // DEADLINE_EXCEEDED, UNKNOWN, INTERNAL, ABORTED). NOT_FOUND and DATA_LOSS
+  // are never retried (F3). 1 = no retry.
+  int max_fetch_attempts = 3;
+  // Delay before retry n is n * retry_delay.
+  absl::Duration retry_delay = absl::Milliseconds(100);
+  TrafficClass traffic_class = TrafficClass::kStream;
+  // Broker session the fetches count against; may be null.
+  std::shared_ptr<const StreamSession> session;
+};
+
+class FileReader : public std::enable_shared_from_this<FileReader> {
+ public:
+  // A slice of a decoded segment; `owner` keeps the bytes alive. size 0 = end.
+  struct Chunk {
+    std::shared_ptr<const std::string> owner;
+    const char* data = nullptr;
+    size_t size = 0;
+  };
+  using ChunkCallback = std::function<void(absl::StatusOr<Chunk>)>;
+
+  struct Stats {
+    int64_t position = 0;       // next file offset to deliver
+    int64_t bytes_delivered = 0;
+    int window = 0;             // current read-ahead target (segments)
+    int max_window = 0;
+    int in_flight = 0;          // fetches outstanding now
+    int max_in_flight = 0;
+    int64_t stalls = 0;         // times the consumer had to wait
+    int64_t reserved_bytes = 0; // budget held now
+  };
+
+  // Reads [begin, end) of `file`, clamped to the file size (F6). Starts
+  // fetching at once.
+  static std::shared_ptr<FileReader> Open(const ReaderEnv& env, std::shared_ptr<FileCache> file, int64_t begin,
+                                          int64_t end, ReaderOptions options);
+  ~FileReader();
+
+  // Delivers the next chunk of at most `max_bytes` (one segment piece at most)
+  // to `done`, inline when ready. One call outstanding at a time. Errors:
+  // NOT_FOUND (segment missing), DATA_LOSS, UNAVAILABLE..., CANCELLED after Close().
+  void ReadAsync(size_t max_bytes, ChunkCallback done);
+
+  // Blocking read into `buf`; returns bytes read, 0 at the end of the range.
+  absl::StatusOr<size_t> Read(char* buf, size_t n);
+
+  // Stops the reader: blocked reads return CANCELLED at once, outstanding
+  // fetches and retries are cancelled, reserved memory is returned. Fast,
+  // idempotent, callable from any thread.
+  void Close();
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
+  Stats stats() const;
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
+
+ private:
+  enum class SlotState { kPending, kReady, kFailed };
+  struct Slot {
+    SlotState state = SlotState::kPending;
+    std::shared_ptr<const std::string> data;
+    absl::Status status;
+    std::unique_ptr<FileCache::Ticket> ticket;
+    int64_t reserved = 0;
+    int attempts = 0;
+    uint64_t fetch_id = 0;
+    uint64_t retry_id = 0;  // scheduled retry, 0 = none
+    bool stalled = false;   // the consumer already waited on this slot
+  };
+  // Work decided under the lock and run after it is released.
+  struct Actions {
+    std::vector<std::pair<int32_t, uint64_t>> fetch;  // (segment, fetch_id)
+    std::vector<std::unique_ptr<FileCache::Ticket>> cancel;
+    std::vector<uint64_t> cancel_retries;
+    ChunkCallback deliver;
+    absl::StatusOr<Chunk> delivery = Chunk{};
+  };
+  enum class Take { kChunk, kNotReady, kError };
+
+  FileReader(const ReaderEnv& env, std::shared_ptr<FileCache> file, int64_t begin, int64_t end,
+             ReaderOptions options);
+  void PumpLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Take TakeLocked(size_t max, absl::StatusOr<Chunk>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run(Actions a) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::shared_ptr<const std::string>> result);
+  void Retry(int32_t segment, uint64_t fetch_id);
+  void Drain();
+  void Bump();
+  FetchOptions FetchOptionsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const ReaderEnv env_;
+  const std::shared_ptr<FileCache> file_;
+  const std::shared_ptr<const ReadLayout> layout_;
+  const int64_t begin_;
+  const int64_t end_;
+  const ReaderOptions options_;  // options_.session is moved into session_
+
+  std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> version_{0};  // bumped on every state change; Read() waits on it
+
+  mutable absl::Mutex mu_;  // protects the read position, the window and its slots
+  size_t piece_ ABSL_GUARDED_BY(mu_) = 0;       // current piece index in the layout
+  int64_t pos_ ABSL_GUARDED_BY(mu_) = 0;        // next file offset to deliver
+  int window_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<int32_t, Slot> slots_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_fetch_id_ ABSL_GUARDED_BY(mu_) = 1;
+  ChunkCallback pending_read_ ABSL_GUARDED_BY(mu_);
+  size_t pending_max_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  bool drained_ ABSL_GUARDED_BY(mu_) = false;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  // Released on Close() so the broker session ends with the response (F9).
+  std::shared_ptr<const StreamSession> session_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace nzbmesh::frontend
+
+#endif  // NZBMESH_SERVICES_FRONTEND_FILE_READER_H_

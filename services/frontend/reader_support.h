@@ -1,0 +1,83 @@
+// Shared machinery of the file readers: the global read-ahead memory budget,
+// the bounded closer pool (F7) and the retry-delay scheduler.
+#ifndef NZBMESH_SERVICES_FRONTEND_READER_SUPPORT_H_
+#define NZBMESH_SERVICES_FRONTEND_READER_SUPPORT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace nzbmesh::frontend {
+
+// Bytes of read-ahead held by all readers together (`stream_memory_limit`).
+// Lock-free. Readers reserve before fetching ahead and give the bytes back
+// when the segment is consumed or dropped.
+class MemoryBudget {
+ public:
+  // limit 0 = unlimited.
+  explicit MemoryBudget(int64_t limit_bytes) : limit_(limit_bytes) {}
+  // Reserves `n` bytes if that keeps usage within the limit.
+  bool TryReserve(int64_t n);
+  // Reserves regardless of the limit: the one segment a reader needs to make
+  // progress is never refused (so the overshoot is at most one segment per reader).
+  void ForceReserve(int64_t n) { used_.fetch_add(n, std::memory_order_relaxed); }
+  void Release(int64_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
+  int64_t used() const { return used_.load(std::memory_order_relaxed); }
+  int64_t limit() const { return limit_; }
+
+ private:
+  const int64_t limit_;
+  std::atomic<int64_t> used_{0};
+};
+
+// Runs close/drain work on at most `threads` threads started lazily; when
+// every thread is busy the work runs inline on the caller (back-pressure), so
+// a seek storm never grows threads beyond `threads` (F7). Nothing is queued.
+class CloserPool {
+ public:
+  explicit CloserPool(int threads);
+  ~CloserPool();  // finishes running work, joins
+  void Run(std::function<void()> fn);
+  int threads_started() const;
+  int64_t inline_runs() const { return inline_runs_.load(); }
+
+ private:
+  void Loop();
+  const int max_threads_;
+  mutable absl::Mutex mu_;  // protects the fields below
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  int idle_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(mu_);  // at most idle_ entries
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int64_t> inline_runs_{0};
+};
+
+// One thread running delayed callbacks (retry backoff). Cancel() guarantees the
+// callback will not start afterwards (it may be running already).
+class DelayScheduler {
+ public:
+  DelayScheduler();
+  ~DelayScheduler();
+  uint64_t Schedule(absl::Duration delay, std::function<void()> fn);
+  void Cancel(uint64_t id);
+
+ private:
+  void Loop();
+  absl::Mutex mu_;  // protects the fields below
+  std::multimap<absl::Time, std::pair<uint64_t, std::function<void()>>> tasks_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace nzbmesh::frontend
+
+#endif  // NZBMESH_SERVICES_FRONTEND_READER_SUPPORT_H_

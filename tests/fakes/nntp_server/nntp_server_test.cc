@@ -1,0 +1,404 @@
+// The fake NNTP server on its own, driven over raw sockets: counters,
+// pipelining, gates, faults, posting and the NZB helper.
+#include "tests/fakes/nntp_server/nntp_server.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/yenc/yenc.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nzbmesh::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+// A minimal line-oriented client on a blocking socket with poll() deadlines.
+class RawClient {
+ public:
+  explicit RawClient(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~RawClient() { Close(); }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  bool connected() const { return connected_; }
+  void Send(absl::string_view s) { ASSERT_EQ(send(fd_, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size())); }
+  // Reads until `marker` has been received (returns everything up to and
+  // including it), EOF, or the timeout.
+  std::string ReadUntil(absl::string_view marker, absl::Duration timeout = kWait) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      size_t pos = absl::string_view(buf_).find(marker);
+      if (pos != std::string::npos) {
+        std::string out = buf_.substr(0, pos + marker.size());
+        buf_.erase(0, pos + marker.size());
+        return out;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+      if (ms <= 0 || poll(&p, 1, ms) <= 0) return "<timeout>" + buf_;
+      char tmp[65536];
+      ssize_t n = recv(fd_, tmp, sizeof(tmp), 0);
+      if (n <= 0) return "<eof>" + buf_;
+      buf_.append(tmp, n);
+    }
+  }
+  std::string ReadLine() { return ReadUntil("\r\n"); }
+  // True when the peer closed the connection (EOF) before the timeout.
+  bool WaitEof(absl::Duration timeout = kWait) {
+    return absl::StartsWith(ReadUntil("\x01\x02never", timeout), "<eof>");
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string buf_;
+};
+
+std::unique_ptr<FakeNntpServer> MustStart(FakeNntpServer::Options o = {}) {
+  auto s = FakeNntpServer::Start(o);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return std::move(*s);
+}
+
+TEST(FakeNntpServer, GreetsAndAnswersBasicCommands) {
+  auto server = MustStart();
+  RawClient c(server->port());
+  ASSERT_TRUE(c.connected());
+  EXPECT_THAT(c.ReadLine(), StartsWith("200 "));
+  c.Send("DATE\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("111 2"));
+  c.Send("CAPABILITIES\r\n");
+  EXPECT_THAT(c.ReadUntil("\r\n.\r\n"), HasSubstr("VERSION 2\r\nREADER\r\n"));
+  c.Send("FROBNICATE\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("500 "));
+  c.Send("QUIT\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("205 "));
+  EXPECT_TRUE(c.WaitEof());
+  EXPECT_TRUE(server->WaitFor([&] { return server->current_connections() == 0; }, kWait));
+}
+
+TEST(FakeNntpServer, ServesPostedArticlesWithTerminator) {
+  auto server = MustStart();
+  server->PostArticle("<a@b>", "line one\r\n..dot line\r\n");
+  RawClient c(server->port());
+  c.ReadLine();
+  c.Send("BODY <a@b>\r\nSTAT a@b\r\nSTAT <a@b>\r\nBODY <zz@b>\r\nARTICLE <a@b>\r\n");
+  EXPECT_EQ(c.ReadUntil("\r\n.\r\n"), "222 0 <a@b>\r\nline one\r\n..dot line\r\n.\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("501 "));  // STAT by something that is not <id>
+  EXPECT_EQ(c.ReadLine(), "223 0 <a@b>\r\n");
+  EXPECT_EQ(c.ReadLine(), "430 no such article\r\n");
+  EXPECT_THAT(c.ReadUntil("\r\n.\r\n"), HasSubstr("Message-ID: <a@b>\r\n"));
+  EXPECT_EQ(server->calls("a@b"), 3);  // BODY, STAT, ARTICLE (the 501 has no id)
+  EXPECT_EQ(server->calls("<zz@b>"), 1);
+  EXPECT_EQ(server->total_commands(), 5);
+}
+
+TEST(FakeNntpServer, CountsPipelinedCommandsInFlightExactly) {
+  auto server = MustStart();
+  server->PostArticle("x@y", "data\r\n");
+  FakeNntpServer::Gate* gate = server->AddGate("x@y");
+  RawClient a(server->port()), b(server->port());
+  a.ReadLine();
+  b.ReadLine();
+  a.Send("STAT <x@y>\r\nSTAT <x@y>\r\nSTAT <x@y>\r\nDATE\r\n");
+  b.Send("STAT <x@y>\r\nSTAT <x@y>\r\n");
+  // DATE does not count: only article commands are "in flight".
+  ASSERT_TRUE(server->WaitFor([&] { return server->in_flight() == 5; }, kWait));
+  ASSERT_TRUE(server->WaitFor([&] { return gate->waiting() == 2; }, kWait));  // one per connection
+  EXPECT_EQ(server->max_in_flight_per_connection(), 3);
+  gate->Release(1);
+  ASSERT_TRUE(server->WaitFor([&] { return gate->passed() == 1; }, kWait));
+  ASSERT_TRUE(server->WaitFor([&] { return server->in_flight() == 4; }, kWait));
+  gate->ReleaseAll();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a.ReadLine(), "223 0 <x@y>\r\n");
+  EXPECT_THAT(a.ReadLine(), StartsWith("111 "));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(b.ReadLine(), "223 0 <x@y>\r\n");
+  ASSERT_TRUE(server->WaitFor([&] { return server->in_flight() == 0; }, kWait));
+  EXPECT_EQ(server->max_in_flight(), 5);
+  EXPECT_EQ(server->max_concurrent_connections(), 2);
+  EXPECT_EQ(server->connections_accepted(), 2);
+  EXPECT_EQ(server->calls("x@y"), 5);
+
+  // The log is in wire order with connection ids.
+  auto log = server->command_log();
+  ASSERT_EQ(log.size(), 6u);
+  int conn_a = log[0].connection_id;
+  EXPECT_EQ(log[0].command, "STAT");
+  EXPECT_EQ(log[0].message_id, "x@y");
+  int a_count = 0;
+  for (const auto& r : log) a_count += r.connection_id == conn_a;
+  EXPECT_EQ(a_count, 4);
+  for (size_t i = 1; i < log.size(); ++i) EXPECT_LE(log[i - 1].received, log[i].received);
+
+  server->ResetCounters();
+  EXPECT_EQ(server->max_in_flight(), 0);
+  EXPECT_EQ(server->calls("x@y"), 0);
+  EXPECT_EQ(server->total_commands(), 0);
+  EXPECT_TRUE(server->command_log().empty());
+  EXPECT_EQ(server->max_concurrent_connections(), 2);  // still open
+}
+
+TEST(FakeNntpServer, GateReleasesOneReplyAtATime) {
+  auto server = MustStart();
+  for (int i = 0; i < 3; ++i) server->PostArticle(absl::StrCat("g", i, "@x"), "x\r\n");
+  FakeNntpServer::Gate* gate = server->AddGate("");
+  RawClient c(server->port());
+  c.ReadLine();
+  c.Send("STAT <g0@x>\r\nSTAT <g1@x>\r\nSTAT <g2@x>\r\n");
+  ASSERT_TRUE(server->WaitFor([&] { return gate->waiting() == 1 && server->in_flight() == 3; }, kWait));
+  gate->Release(2);
+  EXPECT_EQ(c.ReadLine(), "223 0 <g0@x>\r\n");
+  EXPECT_EQ(c.ReadLine(), "223 0 <g1@x>\r\n");
+  ASSERT_TRUE(server->WaitFor([&] { return gate->waiting() == 1 && gate->passed() == 2; }, kWait));
+  EXPECT_EQ(server->in_flight(), 1);
+  server->ClearGates();
+  EXPECT_EQ(c.ReadLine(), "223 0 <g2@x>\r\n");
+}
+
+TEST(FakeNntpServer, LatencyDelaysTheFirstByte) {
+  auto server = MustStart();
+  server->PostArticle("l@x", "x\r\n");
+  FakeNntpServer::Fault f;
+  f.latency = absl::Milliseconds(150);
+  server->SetFault("l@x", f);
+  RawClient c(server->port());
+  c.ReadLine();
+  const absl::Time start = absl::Now();
+  c.Send("STAT <l@x>\r\n");
+  EXPECT_EQ(c.ReadLine(), "223 0 <l@x>\r\n");
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(145));
+  EXPECT_LT(took, absl::Seconds(2));
+}
+
+TEST(FakeNntpServer, ThrottleLimitsBytesPerSecond) {
+  auto server = MustStart();
+  server->PostArticle("t@x", std::string(99, 'a') + "\r\n");  // ~120 bytes of reply
+  FakeNntpServer::Fault f;
+  f.bytes_per_second = 400;
+  server->SetFault("t@x", f);
+  RawClient c(server->port());
+  c.ReadLine();
+  const absl::Time start = absl::Now();
+  c.Send("BODY <t@x>\r\n");
+  EXPECT_THAT(c.ReadUntil("\r\n.\r\n"), StartsWith("222 "));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(250));  // 120 B at 400 B/s = 0.3 s
+  EXPECT_LT(took, absl::Seconds(2));
+}
+
+TEST(FakeNntpServer, DropAfterBytesClosesMidReply) {
+  auto server = MustStart();
+  server->PostArticle("d@x", std::string(1000, 'a') + "\r\n");
+  FakeNntpServer::Fault f;
+  f.drop_after_bytes = 100;
+  server->SetFault("d@x", f);
+  RawClient c(server->port());
+  c.ReadLine();
+  c.Send("BODY <d@x>\r\n");
+  std::string got = c.ReadUntil("never-there");
+  EXPECT_THAT(got, StartsWith("<eof>222 "));
+  EXPECT_EQ(got.size(), std::string("<eof>").size() + 100);
+}
+
+TEST(FakeNntpServer, FaultTimesExpires) {
+  auto server = MustStart();
+  server->PostArticle("m@x", "x\r\n");
+  FakeNntpServer::Fault f;
+  f.missing = true;
+  f.times = 2;
+  server->SetFault("m@x", f);
+  RawClient c(server->port());
+  c.ReadLine();
+  c.Send("STAT <m@x>\r\nSTAT <m@x>\r\nSTAT <m@x>\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("430 "));
+  EXPECT_THAT(c.ReadLine(), StartsWith("430 "));
+  EXPECT_EQ(c.ReadLine(), "223 0 <m@x>\r\n");
+}
+
+TEST(FakeNntpServer, DefaultFaultAppliesToEveryArticleUnlessOverridden) {
+  auto server = MustStart();
+  server->PostArticle("a@x", "x\r\n");
+  server->PostArticle("b@x", "x\r\n");
+  FakeNntpServer::Fault missing;
+  missing.missing = true;
+  server->SetDefaultFault(missing);
+  server->SetFault("b@x", FakeNntpServer::Fault());
+  RawClient c(server->port());
+  c.ReadLine();
+  c.Send("STAT <a@x>\r\nSTAT <b@x>\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("430 "));
+  EXPECT_EQ(c.ReadLine(), "223 0 <b@x>\r\n");
+  server->ClearFaults();
+  c.Send("STAT <a@x>\r\n");
+  EXPECT_EQ(c.ReadLine(), "223 0 <a@x>\r\n");
+}
+
+TEST(FakeNntpServer, RejectsBeyondMaxConnectionsWith502) {
+  FakeNntpServer::Options o;
+  o.max_connections_before_502 = 1;
+  auto server = MustStart(o);
+  RawClient a(server->port());
+  EXPECT_THAT(a.ReadLine(), StartsWith("200 "));
+  RawClient b(server->port());
+  EXPECT_THAT(b.ReadLine(), StartsWith("502 "));
+  EXPECT_TRUE(b.WaitEof());
+  EXPECT_EQ(server->connections_rejected(), 1);
+  EXPECT_EQ(server->connections_accepted(), 2);
+  EXPECT_EQ(server->max_concurrent_connections(), 2);  // the rejected one was open too
+}
+
+TEST(FakeNntpServer, FailNextCommandAnswersAndCloses) {
+  auto server = MustStart();
+  RawClient c(server->port());
+  c.ReadLine();
+  server->FailNextCommand(400);
+  c.Send("DATE\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("400 "));
+  EXPECT_TRUE(c.WaitEof());
+}
+
+TEST(FakeNntpServer, AuthinfoFlow) {
+  FakeNntpServer::Options o;
+  o.require_auth = true;
+  o.username = "u";
+  o.password = "p";
+  auto server = MustStart(o);
+  server->PostArticle("a@x", "x\r\n");
+  RawClient c(server->port());
+  c.ReadLine();
+  c.Send("STAT <a@x>\r\nAUTHINFO PASS p\r\nAUTHINFO USER u\r\nAUTHINFO PASS bad\r\n"
+         "AUTHINFO USER u\r\nAUTHINFO PASS p\r\nSTAT <a@x>\r\n");
+  EXPECT_THAT(c.ReadLine(), StartsWith("480 "));
+  EXPECT_THAT(c.ReadLine(), StartsWith("482 "));
+  EXPECT_THAT(c.ReadLine(), StartsWith("381 "));
+  EXPECT_THAT(c.ReadLine(), StartsWith("481 "));
+  EXPECT_THAT(c.ReadLine(), StartsWith("381 "));
+  EXPECT_THAT(c.ReadLine(), StartsWith("281 "));
+  EXPECT_EQ(c.ReadLine(), "223 0 <a@x>\r\n");
+}
+
+TEST(FakeNntpServer, StopUnblocksStalledGatedAndIdleConnections) {
+  auto server = MustStart();
+  server->PostArticle("s@x", "x\r\n");
+  server->PostArticle("g@x", "x\r\n");
+  FakeNntpServer::Fault f;
+  f.stall = true;
+  server->SetFault("s@x", f);
+  server->AddGate("g@x");
+  RawClient a(server->port()), b(server->port()), idle(server->port());
+  a.ReadLine();
+  b.ReadLine();
+  idle.ReadLine();
+  a.Send("BODY <s@x>\r\n");
+  b.Send("BODY <g@x>\r\n");
+  ASSERT_TRUE(server->WaitFor([&] { return server->in_flight() == 2; }, kWait));
+  const absl::Time start = absl::Now();
+  server->Stop();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(server->current_connections(), 0);
+  EXPECT_EQ(server->in_flight(), 0);
+  server->Stop();  // idempotent
+  EXPECT_TRUE(a.WaitEof());
+}
+
+TEST(FakeNntpServer, DropAllConnectionsClosesEveryConnection) {
+  auto server = MustStart();
+  RawClient a(server->port()), b(server->port());
+  a.ReadLine();
+  b.ReadLine();
+  ASSERT_TRUE(server->WaitFor([&] { return server->current_connections() == 2; }, kWait));
+  server->DropAllConnections();
+  EXPECT_TRUE(a.WaitEof());
+  EXPECT_TRUE(b.WaitEof());
+  EXPECT_TRUE(server->WaitFor([&] { return server->current_connections() == 0; }, kWait));
+}
+
+TEST(FakeNntpServer, PostFileEncodesPartsThatDecodeBack) {
+  auto server = MustStart();
+  std::string data;
+  for (int i = 0; i < 250000; ++i) data += static_cast<char>((i * 7919) >> 3);
+  auto file = server->PostFile("my file.bin", data, 100000, "pf");
+  ASSERT_EQ(file.segments.size(), 3u);
+  EXPECT_EQ(file.size, 250000);
+  EXPECT_EQ(file.segments[2].size, 50000);
+  EXPECT_EQ(file.segments[2].offset, 200000);
+  EXPECT_EQ(file.segments[0].message_id, "pf.1@nzbmesh.test");
+  EXPECT_TRUE(server->HasArticle("<pf.3@nzbmesh.test>"));
+  EXPECT_EQ(file.crc32, yenc::Crc32Update(0, data.data(), data.size()));
+
+  RawClient c(server->port());
+  c.ReadLine();
+  std::string all;
+  for (const auto& seg : file.segments) {
+    c.Send(absl::StrCat("BODY <", seg.message_id, ">\r\n"));
+    std::string reply = c.ReadUntil("\r\n.\r\n");
+    ASSERT_THAT(reply, StartsWith("222 "));
+    const size_t body_start = reply.find("\r\n") + 2;
+    EXPECT_EQ(static_cast<int64_t>(reply.size() - body_start - 3), seg.bytes);
+    EXPECT_THAT(reply, HasSubstr(absl::StrCat("=ybegin part=", seg.number, " total=3")));
+    yenc::ArticleDecoder dec({});
+    std::string out(reply.size(), '\0');
+    auto r = dec.Feed(absl::string_view(reply).substr(body_start), out.data(), out.size());
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(dec.done());
+    EXPECT_TRUE(dec.Verify().ok()) << dec.Verify();
+    all.append(out.data(), r->produced);
+  }
+  EXPECT_EQ(all, data);
+
+  // Corruption keeps the size and breaks the CRC.
+  FakeNntpServer::Fault f;
+  f.corrupt = true;
+  server->SetFault(file.segments[0].message_id, f);
+  c.Send(absl::StrCat("BODY <", file.segments[0].message_id, ">\r\n"));
+  std::string reply = c.ReadUntil("\r\n.\r\n");
+  const size_t body_start = reply.find("\r\n") + 2;
+  yenc::ArticleDecoder dec({});
+  std::string out(reply.size(), '\0');
+  auto r = dec.Feed(absl::string_view(reply).substr(body_start), out.data(), out.size());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->produced, 100000u);
+  EXPECT_EQ(dec.Verify().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(MakeNzb, ListsFilesGroupsAndSegments) {
+  FakeNntpServer::PostedFile f;
+  f.name = "a&b \"x\".bin";
+  f.segments = {{"p.1@nzbmesh.test", 1, 0, 10, 130, 0}, {"p.2@nzbmesh.test", 2, 10, 5, 70, 0}};
+  NzbOptions o;
+  o.meta["password"] = "pw";
+  std::string nzb = MakeNzb({f}, o);
+  EXPECT_THAT(nzb, StartsWith("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+  EXPECT_THAT(nzb, HasSubstr("<meta type=\"password\">pw</meta>"));
+  EXPECT_THAT(nzb, HasSubstr("subject=\"&quot;a&amp;b &quot;x&quot;.bin&quot; yEnc (1/2)\""));
+  EXPECT_THAT(nzb, HasSubstr("date=\"1700000000\""));
+  EXPECT_THAT(nzb, HasSubstr("<group>alt.binaries.nzbmesh.test</group>"));
+  EXPECT_THAT(nzb, HasSubstr("<segment bytes=\"130\" number=\"1\">p.1@nzbmesh.test</segment>"));
+  EXPECT_THAT(nzb, HasSubstr("<segment bytes=\"70\" number=\"2\">p.2@nzbmesh.test</segment>"));
+  EXPECT_THAT(nzb, HasSubstr("</nzb>"));
+}
+
+}  // namespace
+}  // namespace nzbmesh::testing

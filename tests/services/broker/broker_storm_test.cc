@@ -1,0 +1,329 @@
+// The storm contract, B rows (budget and scheduling): see docs/INVARIANTS.md.
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "tests/services/broker/storm_fixture.h"
+
+namespace nzbmesh::broker {
+namespace {
+
+// Long storms run shortened in CI; NZBMESH_STORM_SCALE=1 (the soak target)
+// runs them at the durations in INVARIANTS.md.
+double StormScale() {
+  const char* s = std::getenv("NZBMESH_STORM_SCALE");
+  return s != nullptr ? std::atof(s) : 0.2;
+}
+
+TEST_F(StormTest, B1_ConnectionsNeverExceedMaxConnections) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 100, 32 * 1024);
+  FakeNntpServer::Fault slow;
+  slow.latency = absl::Milliseconds(3);
+  server->SetDefaultFault(slow);
+  // 5 % of replies dropped mid-body (once each; the retry succeeds).
+  for (int i = 0; i < 100; i += 20) {
+    FakeNntpServer::Fault drop;
+    drop.drop_after_bytes = 5000;
+    drop.times = 1;
+    server->SetFault(ids[i], drop);
+  }
+  PoolOptions o;
+  o.providers = {Provider("main", server, 4, 2)};
+  Pool* pool = MakePool(o);
+
+  Results results;
+  std::vector<std::shared_ptr<FetchOp>> ops;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 1000; ++i) {
+    std::string key = absl::StrCat(i);
+    keys.push_back(key);
+    ops.push_back(pool->Fetch(Req(ids[i % 100], static_cast<TrafficClass>(i % kNumClasses)), results.Callback(key)));
+  }
+  // 20 % cancelled mid-flight: while the storm is running.
+  std::mt19937 rng(1);
+  std::set<int> cancelled;
+  for (int i = 0; i < 200; ++i) {
+    int k;
+    do { k = static_cast<int>(rng() % 1000); } while (cancelled.count(k));
+    cancelled.insert(k);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return results.done() >= 100; }));
+  for (int k : cancelled) ops[k]->Cancel();
+  ASSERT_TRUE(results.WaitDone(1000, absl::Seconds(60)));
+
+  EXPECT_LE(server->max_concurrent_connections(), 4);
+  EXPECT_GE(server->max_concurrent_connections(), 2);
+  int ok = 0;
+  for (int i = 0; i < 1000; ++i) {
+    FetchResult r = results.Get(keys[i]);
+    if (cancelled.count(i) && r.status.code() == absl::StatusCode::kCancelled) continue;
+    ASSERT_TRUE(r.status.ok()) << i << ": " << r.status;
+    ASSERT_EQ(*r.data, data_[ids[i % 100]]);
+    ++ok;
+  }
+  EXPECT_GE(ok, 800);
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B2_CommandsInFlightNeverExceedPipelineDepth) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 50, 16 * 1024);
+  FakeNntpServer::Fault slow;
+  slow.latency = absl::Milliseconds(5);
+  server->SetDefaultFault(slow);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 3, 3)};
+  Pool* pool = MakePool(o);
+  Results results;
+  for (int i = 0; i < 600; ++i) pool->Fetch(Req(ids[i % 50]), results.Callback(absl::StrCat(i)));
+  ASSERT_TRUE(results.WaitDone(600));
+  EXPECT_EQ(server->max_in_flight_per_connection(), 3);  // pipelines were full, never deeper
+  EXPECT_LE(server->max_in_flight(), 9);
+  EXPECT_LE(server->max_concurrent_connections(), 3);
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B3_StreamIsDispatchedOnTheFirstFreedSlot) {
+  FakeNntpServer* server = StartServer();
+  auto imports = Post({server}, 200, 1024, "imp");
+  auto stream = Post({server}, 1, 1024, "stream");
+  FakeNntpServer::Gate* gate = server->AddGate("");
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 1)};  // C = 2
+  Pool* pool = MakePool(o);
+  Results results;
+  for (const auto& id : imports) pool->Fetch(Req(id, TrafficClass::kImport), results.Callback(id));
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 2; }));
+  pool->Fetch(Req(stream[0], TrafficClass::kStream), results.Callback(stream[0]));
+  ASSERT_TRUE(WaitUntil([&] { return pool->Status().queued[0] == 1; }));
+  gate->Release(1);
+  ASSERT_TRUE(WaitUntil([&] { return server->calls(stream[0]) == 1; }));
+  // On the wire: the two gated imports, then the stream, nothing in between.
+  std::vector<std::string> bodies;
+  for (const auto& c : server->command_log()) {
+    if (c.command == "BODY") bodies.push_back(c.message_id);
+  }
+  ASSERT_GE(bodies.size(), 3u);
+  EXPECT_EQ(bodies[2], stream[0]);
+  gate->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(201));
+  EXPECT_TRUE(results.Get(stream[0]).status.ok());
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B4_OpenSessionsReserveSlotsForPlayback) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 40, 4096);
+  FakeNntpServer::Fault slow;
+  slow.latency = absl::Milliseconds(10);
+  server->SetDefaultFault(slow);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 8, 2)};  // C = 16
+  o.stream_headroom = 4;
+  Pool* pool = MakePool(o);
+  auto run_imports = [&](int n) {
+    Results results;
+    for (int i = 0; i < n; ++i) pool->Fetch(Req(ids[i % 40], TrafficClass::kImport), results.Callback(absl::StrCat(i)));
+    ASSERT_TRUE(results.WaitDone(n));
+  };
+  run_imports(200);
+  EXPECT_EQ(server->max_in_flight(), 16);  // no session: imports may use all of C
+
+  const uint64_t s1 = pool->OpenSession("player 1");
+  server->ResetCounters();
+  run_imports(200);
+  EXPECT_EQ(server->max_in_flight(), 12);  // C − 4 × 1
+
+  const uint64_t s2 = pool->OpenSession("player 2");
+  server->ResetCounters();
+  run_imports(200);
+  EXPECT_EQ(server->max_in_flight(), 8);  // C − 4 × 2
+  pool->CloseSession(s1);
+  pool->CloseSession(s2);
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B5_OneStreamMayUseUpToMaxSlotsPerStream) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 50, 4096);
+  FakeNntpServer::Fault slow;
+  slow.latency = absl::Milliseconds(20);
+  server->SetDefaultFault(slow);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 8, 2)};  // C = 16
+  o.max_slots_per_stream = 6;
+  Pool* pool = MakePool(o);
+  const uint64_t session = pool->OpenSession("player");
+  Results results;
+  for (const auto& id : ids) pool->Fetch(Req(id, TrafficClass::kStream, session), results.Callback(id));
+  ASSERT_TRUE(results.WaitDone(50));
+  EXPECT_EQ(server->max_in_flight(), 6);
+  pool->CloseSession(session);
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B6_ImportLeasesAreBoundedFifoAndNeverLost) {
+  FakeNntpServer* server = StartServer();
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 1)};
+  o.max_concurrent_imports = 2;
+  Pool* pool = MakePool(o);
+
+  absl::Mutex mu;
+  int holders = 0, max_holders = 0;
+  std::vector<int> grant_order;
+  std::vector<bool> granted(50, false), released(50, false);
+  std::vector<uint64_t> ids(50);
+  for (int i = 0; i < 50; ++i) {
+    ids[i] = pool->RequestLease(absl::StrCat("job-", i), [&, i] {
+      absl::MutexLock lock(&mu);
+      ++holders;
+      max_holders = std::max(max_holders, holders);
+      grant_order.push_back(i);
+      granted[i] = true;
+    });
+  }
+  auto release = [&](int i) {
+    {
+      absl::MutexLock lock(&mu);
+      if (released[i]) return;
+      released[i] = true;
+      if (granted[i]) --holders;
+    }
+    pool->ReleaseLease(ids[i]);  // may grant the next waiter synchronously
+  };
+  std::mt19937 rng(7);
+  std::set<int> cancelled;
+  for (int round = 0; round < 200; ++round) {
+    const int victim = static_cast<int>(rng() % 50);
+    bool victim_released;
+    {
+      absl::MutexLock lock(&mu);
+      victim_released = released[victim];
+    }
+    if (!victim_released && rng() % 4 == 0) {  // cancel: a waiter, or a holder whose grant just raced
+      cancelled.insert(victim);
+      release(victim);
+    }
+    int finishing = -1;
+    {
+      absl::MutexLock lock(&mu);
+      for (int g : grant_order) {
+        if (!released[g]) {
+          finishing = g;
+          break;
+        }
+      }
+    }
+    if (finishing >= 0) release(finishing);
+  }
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_LE(max_holders, 2);
+    EXPECT_EQ(max_holders, 2);
+    EXPECT_TRUE(std::is_sorted(grant_order.begin(), grant_order.end())) << "grants were not FIFO";
+    // Every waiter that was not cancelled got its lease: none was lost.
+    for (int i = 0; i < 50; ++i) {
+      if (!cancelled.count(i)) {
+        EXPECT_TRUE(granted[i]) << "lease " << i << " was never granted";
+      }
+    }
+  }
+  for (int i = 0; i < 50; ++i) release(i);
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B6_OneImportWhileStreaming) {
+  FakeNntpServer* server = StartServer();
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 1)};
+  Pool* pool = MakePool(o);
+  std::atomic<int> grants{0};
+  const uint64_t session = pool->OpenSession("player");
+  uint64_t a = pool->RequestLease("a", [&] { ++grants; });
+  uint64_t b = pool->RequestLease("b", [&] { ++grants; });
+  EXPECT_EQ(grants.load(), 1);
+  pool->CloseSession(session);  // the second import may now run
+  EXPECT_EQ(grants.load(), 2);
+  pool->ReleaseLease(a);
+  pool->ReleaseLease(b);
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B9_CancelledInFlightFetchesLeaveCleanConnections) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 100, 256 * 1024);
+  FakeNntpServer::Fault slow;
+  slow.latency = absl::Milliseconds(20);
+  slow.bytes_per_second = 20 << 20;  // replies take a while: cancels hit mid-body
+  server->SetDefaultFault(slow);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 4, 2)};
+  Pool* pool = MakePool(o);
+  Results results;
+  std::vector<std::shared_ptr<FetchOp>> ops;
+  for (const auto& id : ids) ops.push_back(pool->Fetch(Req(id), results.Callback(id)));
+  ASSERT_TRUE(WaitUntil([&] { return server->in_flight() >= 4; }));
+  for (auto& op : ops) op->Cancel();
+  // Leaves at once: every callback has run when Cancel() returns.
+  EXPECT_EQ(results.done(), 100);
+  ExpectNoLeaks();
+  const int dials = server->connections_accepted();
+  server->ClearFaults();
+  for (int i = 0; i < 20; ++i) {
+    FetchResult r = FetchSync(Req(ids[i]));
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    ASSERT_TRUE(r.info.crc_checked);
+    ASSERT_EQ(*r.data, data_[ids[i]]) << "a connection was left half-read";
+  }
+  EXPECT_EQ(server->connections_accepted(), dials);  // drained, not dropped
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B10_ScrubbingCausesNoConnectionChurn) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 200, 128 * 1024);
+  FakeNntpServer::Fault slow;
+  slow.latency = absl::Milliseconds(5);
+  slow.bytes_per_second = 40 << 20;
+  server->SetDefaultFault(slow);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 6, 2)};
+  Pool* pool = MakePool(o);
+  const uint64_t session = pool->OpenSession("scrubber");
+  // Warm-up: open the whole pool (without the session's per-stream cap).
+  {
+    Results warm;
+    for (int i = 0; i < 24; ++i) pool->Fetch(Req(ids[i], TrafficClass::kStream), warm.Callback(ids[i]));
+    ASSERT_TRUE(warm.WaitDone(24));
+  }
+  const int warm_dials = server->connections_accepted();
+  // Scrub storm: 200 in-flight fetches cancelled, spread over the period.
+  const absl::Duration period = absl::Seconds(10) * StormScale();
+  Results scrub;
+  std::vector<std::shared_ptr<FetchOp>> ops;
+  for (int i = 0; i < 200; ++i) ops.push_back(pool->Fetch(Req(ids[i], TrafficClass::kStream), scrub.Callback(ids[i])));
+  for (int i = 0; i < 200; ++i) {
+    absl::SleepFor(period / 200);  // pacing the storm itself, not waiting for a condition
+    ops[i]->Cancel();
+  }
+  ASSERT_TRUE(scrub.WaitDone(200));
+  ExpectNoLeaksExceptSession(session);
+  EXPECT_LE(server->connections_accepted() - warm_dials, 2);
+
+  // Steady streaming after warm-up dials nothing.
+  const int before = server->connections_accepted();
+  const absl::Time end = absl::Now() + absl::Seconds(60) * StormScale();
+  int i = 0;
+  while (absl::Now() < end) {
+    FetchResult r = FetchSync(Req(ids[i++ % 200], TrafficClass::kStream, session));
+    ASSERT_TRUE(r.status.ok()) << r.status;
+  }
+  EXPECT_EQ(server->connections_accepted(), before);
+  pool->CloseSession(session);
+  ExpectNoLeaks();
+}
+
+}  // namespace
+}  // namespace nzbmesh::broker
