@@ -12,7 +12,7 @@ PACKAGES=(
   libpqxx-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # run and test
-  postgresql postgresql-client prometheus curl openssl ca-certificates procps
+  postgresql postgresql-client prometheus curl openssl ca-certificates procps python3-yaml
 )
 
 SUDO=""

@@ -1,0 +1,239 @@
+// The broker's gRPC surface end to end: a real gRPC server (ServiceMain) over
+// a real Pool against the fake news server.
+#include <grpcpp/grpcpp.h>
+
+#include <thread>
+
+#include "common/grpc/credentials.h"
+#include "common/service/service_main.h"
+#include "nzbmesh/broker/v1/broker.grpc.pb.h"
+#include "services/broker/broker_service.h"
+#include "tests/services/broker/storm_fixture.h"
+
+namespace nzbmesh::broker {
+namespace {
+
+namespace v1 = ::nzbmesh::broker::v1;
+
+class BrokerServiceTest : public StormTest {
+ protected:
+  void StartBroker(PoolOptions o) {
+    MakePool(o);
+    service_ = std::make_unique<BrokerService>(pool_.get());
+    ServiceOptions so;
+    so.name = "broker";
+    auto sm = ServiceMain::Start(so, {service_.get()}, &registry_);
+    ASSERT_TRUE(sm.ok()) << sm.status();
+    sm_ = std::move(*sm);
+    sm_->OnShutdown([this] { service_->EndLongLivedCalls(); });
+    stub_ = NewStub();
+  }
+  std::unique_ptr<v1::Broker::Stub> NewStub() {
+    // A fresh channel per stub: a test can break one client without the others.
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.use_local_subchannel_pool", 1);
+    auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", sm_->grpc_port()),
+                                             grpc::InsecureChannelCredentials(), args);
+    return v1::Broker::NewStub(channel);
+  }
+  void TearDown() override {
+    if (sm_) sm_->Shutdown(absl::Seconds(2));
+    StormTest::TearDown();
+  }
+  std::unique_ptr<BrokerService> service_;
+  std::unique_ptr<ServiceMain> sm_;
+  std::unique_ptr<v1::Broker::Stub> stub_;
+};
+
+TEST_F(BrokerServiceTest, FetchSegmentStreamsMetadataThenBytes) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 1, 700 * 1024);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 2)};
+  StartBroker(o);
+  grpc::ClientContext ctx;
+  v1::FetchSegmentRequest req;
+  req.set_message_id(ids[0]);
+  req.set_traffic_class(v1::STREAM);
+  auto reader = stub_->FetchSegment(&ctx, req);
+  v1::FetchSegmentResponse resp;
+  std::string bytes;
+  int messages = 0;
+  v1::SegmentMetadata md;
+  while (reader->Read(&resp)) {
+    if (messages++ == 0) {
+      ASSERT_TRUE(resp.has_metadata());
+      md = resp.metadata();
+    }
+    bytes += resp.data();
+  }
+  grpc::Status st = reader->Finish();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(bytes, data_[ids[0]]);
+  EXPECT_EQ(md.decoded_size(), 700 * 1024);
+  EXPECT_TRUE(md.crc_verified());
+  EXPECT_EQ(md.provider(), "main");
+  EXPECT_EQ(md.name(), "seg-0.bin");
+  EXPECT_EQ(messages, 3);  // 256 KiB chunks
+}
+
+TEST_F(BrokerServiceTest, MissingArticleIsNotFoundAndBadClassIsInvalid) {
+  FakeNntpServer* server = StartServer();
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 2)};
+  StartBroker(o);
+  {
+    grpc::ClientContext ctx;
+    v1::FetchSegmentRequest req;
+    req.set_message_id("gone@x");
+    req.set_traffic_class(v1::IMPORT);
+    auto reader = stub_->FetchSegment(&ctx, req);
+    v1::FetchSegmentResponse resp;
+    EXPECT_FALSE(reader->Read(&resp));
+    grpc::Status st = reader->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_NE(st.error_message().find("missing on main"), std::string::npos);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::FetchSegmentRequest req;
+    req.set_message_id("x@y");
+    auto reader = stub_->FetchSegment(&ctx, req);
+    v1::FetchSegmentResponse resp;
+    EXPECT_FALSE(reader->Read(&resp));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+TEST_F(BrokerServiceTest, StatSegmentsStreamsEveryAnswer) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 20, 1000);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 2)};
+  StartBroker(o);
+  grpc::ClientContext ctx;
+  v1::StatSegmentsRequest req;
+  req.set_traffic_class(v1::HEALTH);
+  for (const auto& id : ids) req.add_message_ids(id);
+  req.add_message_ids("absent@x");
+  auto reader = stub_->StatSegments(&ctx, req);
+  v1::StatSegmentsResponse resp;
+  std::map<std::string, bool> seen;
+  while (reader->Read(&resp)) seen[resp.message_id()] = resp.exists();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(seen.size(), 21u);
+  EXPECT_FALSE(seen["absent@x"]);
+  EXPECT_TRUE(seen[ids[7]]);
+  EXPECT_EQ(server->calls(ids[7]), 1);
+}
+
+TEST_F(BrokerServiceTest, B7_BrokenLeaseIsReleasedWithinOneSecond) {
+  FakeNntpServer* server = StartServer();
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 2)};
+  o.max_concurrent_imports = 1;
+  StartBroker(o);
+
+  // Holder: its own channel, as if in its own process.
+  auto holder_stub = NewStub();
+  auto holder_ctx = std::make_unique<grpc::ClientContext>();
+  v1::AcquireImportLeaseRequest req;
+  req.set_holder("importer-a/job-1");
+  auto holder = holder_stub->AcquireImportLease(holder_ctx.get(), req);
+  v1::ImportLeaseEvent ev;
+  ASSERT_TRUE(holder->Read(&ev));
+  ASSERT_TRUE(ev.granted());
+
+  // Waiter.
+  grpc::ClientContext waiter_ctx;
+  req.set_holder("importer-b/job-2");
+  std::atomic<bool> granted{false};
+  absl::Time granted_at;
+  std::thread waiter([&] {
+    auto w = stub_->AcquireImportLease(&waiter_ctx, req);
+    v1::ImportLeaseEvent e;
+    if (w->Read(&e) && e.granted()) {
+      granted_at = absl::Now();
+      granted = true;
+    }
+    waiter_ctx.TryCancel();
+    w->Finish();
+  });
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Status().leases_waiting == 1; }));
+  EXPECT_FALSE(granted.load());
+
+  // The holder "dies": its call is cut and its channel is gone.
+  const absl::Time killed = absl::Now();
+  holder_ctx->TryCancel();
+  holder.reset();
+  holder_stub.reset();
+  ASSERT_TRUE(WaitUntil([&] { return granted.load(); }, absl::Seconds(5)));
+  EXPECT_LT(granted_at - killed, absl::Seconds(1));
+  waiter.join();
+  ExpectNoLeaks();
+}
+
+TEST_F(BrokerServiceTest, SessionsCountWhileOpenAndPoolStatusShowsThem) {
+  FakeNntpServer* server = StartServer();
+  PoolOptions o;
+  o.providers = {Provider("main", server, 4, 2)};
+  o.stream_headroom = 3;
+  StartBroker(o);
+  grpc::ClientContext sctx;
+  v1::OpenStreamSessionRequest sreq;
+  sreq.set_label("movie.mkv");
+  auto session = stub_->OpenStreamSession(&sctx, sreq);
+  v1::StreamSessionEvent sev;
+  ASSERT_TRUE(session->Read(&sev));
+  EXPECT_GT(sev.session_id(), 0u);
+
+  grpc::ClientContext pctx;
+  v1::PoolStatus status;
+  ASSERT_TRUE(stub_->GetPoolStatus(&pctx, v1::GetPoolStatusRequest(), &status).ok());
+  EXPECT_EQ(status.open_sessions(), 1);
+  EXPECT_EQ(status.capacity_slots(), 8);
+  EXPECT_EQ(status.reserved_for_stream(), 3);
+  ASSERT_EQ(status.providers_size(), 1);
+  EXPECT_EQ(status.providers(0).name(), "main");
+  EXPECT_EQ(status.providers(0).breaker_state(), "closed");
+
+  sctx.TryCancel();
+  session->Finish();
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Status().open_sessions == 0; }, absl::Seconds(2)));
+}
+
+TEST_F(BrokerServiceTest, TestProviderDialsAuthenticatesAndPings) {
+  FakeNntpServer::Options so;
+  so.require_auth = true;
+  so.username = "alice";
+  so.password = "secret";
+  FakeNntpServer* server = StartServer(so);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 2)};
+  StartBroker(o);
+  v1::TestProviderRequest req;
+  auto* p = req.mutable_provider();
+  p->set_host("127.0.0.1");
+  p->set_port(server->port());
+  p->set_username("alice");
+  p->set_password("secret");
+  p->set_max_connections(1);
+  {
+    grpc::ClientContext ctx;
+    v1::TestProviderResponse resp;
+    ASSERT_TRUE(stub_->TestProvider(&ctx, req, &resp).ok());
+    EXPECT_TRUE(resp.ok()) << resp.error();
+    EXPECT_FALSE(resp.server_greeting().empty());
+  }
+  p->set_password("wrong");
+  {
+    grpc::ClientContext ctx;
+    v1::TestProviderResponse resp;
+    ASSERT_TRUE(stub_->TestProvider(&ctx, req, &resp).ok());
+    EXPECT_FALSE(resp.ok());
+    EXPECT_NE(resp.error().find("UNAUTHENTICATED"), std::string::npos) << resp.error();
+  }
+}
+
+}  // namespace
+}  // namespace nzbmesh::broker
