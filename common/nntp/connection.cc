@@ -491,8 +491,11 @@ absl::StatusOr<int> Connection::ReadReplyStatus(absl::string_view expected_verb1
   NZB_RETURN_IF_ERROR(CheckUsable());
   NZB_RETURN_IF_ERROR(SkipHiddenReplies());
   if (pending_.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "Read", expected_verb1, " with no outstanding ", expected_verb1, " command"));
+    return absl::FailedPreconditionError(
+        expected_verb1.empty()
+            ? std::string("DiscardBody with no outstanding command")
+            : absl::StrCat("Read", expected_verb1, " with no outstanding ", expected_verb1,
+                           " command"));
   }
   if (!expected_verb1.empty() && pending_.front().verb != expected_verb1 &&
       pending_.front().verb != expected_verb2) {
@@ -723,6 +726,11 @@ absl::Status Connection::TimeoutError(bool first_byte) const {
         absl::StrCat("discarding the reply to ", current_, " from ", peer_,
                      " took longer than its limit"));
   }
+  if (writing_) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("sending ", current_, " to ", peer_, " stalled: socket not writable for ",
+                     "stall_timeout ", absl::FormatDuration(options_.stall_timeout)));
+  }
   if (first_byte) {
     return absl::DeadlineExceededError(
         absl::StrCat("no reply to ", current_, " from ", peer_, " within first_byte_timeout ",
@@ -882,7 +890,10 @@ absl::Status Connection::WriteAll(absl::string_view data) {
             absl::StrCat("write to ", peer_, " failed sending ", current_, ": ", ErrnoText(errno))));
       }
     }
-    NZB_RETURN_IF_ERROR(WaitFd(!want_read, Deadline(options_.stall_timeout), false));
+    writing_ = true;
+    absl::Status w = WaitFd(!want_read, Deadline(options_.stall_timeout), false);
+    writing_ = false;
+    NZB_RETURN_IF_ERROR(w);
   }
   return absl::OkStatus();
 }

@@ -250,6 +250,7 @@ class Connection {
   std::string current_;       // command being answered, for messages
   absl::Time dial_deadline_ = absl::InfiniteFuture();
   absl::Time op_deadline_ = absl::InfiniteFuture();
+  bool writing_ = false;      // inside WriteAll(), for timeout messages
   bool usable_ = true;
   std::string last_error_;
   std::string greeting_;

@@ -268,7 +268,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     request_start_ = absl::Now();
     Arm(o_.request_timeout);
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(o_.max_header_bytes));
+    parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(o_.max_header_bytes, 65535)));
     parser_->body_limit(o_.max_upload_bytes);
     http::async_read_header(socket_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -979,7 +979,19 @@ absl::Status FrontendServer::Start() {
   port_ = a.local_endpoint().port();
   DoAccept();
   for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
-    threads_.emplace_back([ioc = ioc_] { ioc->run(); });
+    threads_.emplace_back([ioc = ioc_] {
+      // A handler that throws (Beast throws length_error/bad_alloc on hostile
+      // input it does not bound itself) costs that connection, not the process;
+      // its timer closes the socket.
+      while (true) {
+        try {
+          ioc->run();
+          return;
+        } catch (const std::exception& e) {
+          log::Error("http handler threw", {{"what", e.what()}});
+        }
+      }
+    });
   }
   return absl::OkStatus();
 }

@@ -53,8 +53,10 @@ class FrontendServer {
     int io_threads = 2;
     // Open connections allowed; further connections are closed on accept. 0 = unlimited.
     int max_connections = 10000;
-    // Request line + headers limit; larger requests get 431 and the connection closes.
-    size_t max_header_bytes = 64 * 1024;
+    // Request line + headers limit; larger requests get 431 and the connection
+    // closes. Values above 65535 are lowered to it: Beast stores a field's
+    // length in 16 bits and throws on longer ones.
+    size_t max_header_bytes = 64 * 1024 - 1;
     // Body limit of WebDAV requests (PROPFIND); larger gets 413.
     size_t max_body_bytes = 1 << 20;
     // Body limit of SABnzbd uploads (addfile).

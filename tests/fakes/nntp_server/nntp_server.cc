@@ -391,9 +391,10 @@ void FakeNntpServer::ParseCommands(Conn* c) {
       cmd.article = true;
       cmd.message_id = StripBrackets(rest);
     }
-    cmd.received = absl::Now();
     {
       absl::MutexLock lock(&mu_);
+      // Stamped under the lock so the log's order is also its time order.
+      cmd.received = absl::Now();
       ++total_commands_;
       log_.push_back(CommandRecord{cmd.received, c->id, cmd.verb, cmd.message_id});
       if (cmd.article) {

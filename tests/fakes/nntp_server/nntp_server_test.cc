@@ -146,7 +146,9 @@ TEST(FakeNntpServer, CountsPipelinedCommandsInFlightExactly) {
   int conn_a = 0;  // the connection that sent DATE
   for (const auto& r : log) {
     if (r.command == "DATE") conn_a = r.connection_id;
-    if (r.command == "STAT") EXPECT_EQ(r.message_id, "x@y");
+    if (r.command == "STAT") {
+      EXPECT_EQ(r.message_id, "x@y");
+    }
   }
   int a_count = 0;
   for (const auto& r : log) a_count += r.connection_id == conn_a;
