@@ -1,5 +1,6 @@
 #include "common/nntp/reply.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -35,7 +36,7 @@ absl::StatusOr<StatusLine> ParseStatusLine(absl::string_view line) {
   }
   StatusLine out;
   out.code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-  out.text = line.size() > 4 ? line.substr(4) : absl::string_view();
+  out.text = line.substr(std::min<size_t>(4, line.size()));  // empty text still points into `line`
   return out;
 }
 

@@ -36,7 +36,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
       Finish(ToGrpcStatus(cls.status()));
       return;
     }
-    chunk_ = req->chunk_bytes() == 0 ? 256 * 1024 : std::clamp<uint32_t>(req->chunk_bytes(), 4096, 4 << 20);
+    chunk_ = req->chunk_bytes() == 0 ? kDefaultChunk : std::clamp<uint32_t>(req->chunk_bytes(), 4096, 4 << 20);
     FetchRequest fr;
     fr.message_id = req->message_id();
     fr.traffic_class = *cls;
@@ -65,6 +65,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
   }
 
   void OnDone() override {
+    if (lent_) first_.mutable_data()->swap(*result_.data);
     if (self_) {
       absl::MutexLock lock(&self_->mu);
       self_->reactor = nullptr;
@@ -105,12 +106,24 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
     const size_t total = result_.data ? result_.data->size() : 0;
     if (first_pending_) {
       first_pending_ = false;
-      // The first message carries metadata and the first chunk.
-      const size_t n = std::min(chunk_, total);
-      if (n > 0) first_.set_data(result_.data->data(), n);
-      offset_ = n;
+      // The first message carries metadata and the first chunk. When the
+      // whole article fits, the pooled buffer itself is lent to the message
+      // (swap, no copy) and taken back once the write is done.
+      if (total > 0 && total <= chunk_) {
+        first_.mutable_data()->swap(*result_.data);
+        lent_ = true;
+        offset_ = total;
+      } else {
+        const size_t n = std::min(chunk_, total);
+        if (n > 0) first_.set_data(result_.data->data(), n);
+        offset_ = n;
+      }
       StartWrite(&first_);
       return;
+    }
+    if (lent_) {
+      lent_ = false;
+      first_.mutable_data()->swap(*result_.data);  // back to the pool with the buffer
     }
     if (offset_ >= total) {
       Finish(ToGrpcStatus(result_.status));  // OK, or DATA_LOSS after the bytes
@@ -127,9 +140,11 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
   std::shared_ptr<FetchOp> op_;
   FetchResult result_;
   v1::FetchSegmentResponse first_, next_;
+  static constexpr size_t kDefaultChunk = 1 << 20;  // a whole 768 KB article in one message
   bool first_pending_ = false;
+  bool lent_ = false;
   size_t offset_ = 0;
-  size_t chunk_ = 256 * 1024;
+  size_t chunk_ = kDefaultChunk;
 };
 
 // StatSegments: one STAT per id through the scheduler; results as they come.

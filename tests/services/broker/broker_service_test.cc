@@ -74,7 +74,7 @@ TEST_F(BrokerServiceTest, FetchSegmentStreamsMetadataThenBytes) {
   EXPECT_TRUE(md.crc_verified());
   EXPECT_EQ(md.provider(), "main");
   EXPECT_EQ(md.name(), "seg-0.bin");
-  EXPECT_EQ(messages, 3);  // 256 KiB chunks
+  EXPECT_EQ(messages, 1);  // the whole article fits the default 1 MiB chunk
 }
 
 TEST_F(BrokerServiceTest, MissingArticleIsNotFoundAndBadClassIsInvalid) {

@@ -1,0 +1,201 @@
+#include "services/frontend/grpc_segment_fetcher.h"
+
+#include <atomic>
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace nzbmesh::frontend {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+broker::v1::TrafficClass ToProto(TrafficClass c) {
+  return c == TrafficClass::kProbe ? broker::v1::PROBE : broker::v1::STREAM;
+}
+
+class Handle : public FetchHandle {
+ public:
+  explicit Handle(std::shared_ptr<GrpcSegmentFetcher::CallState> s) : s_(std::move(s)) {}
+  void Cancel() override { s_->Cancel(); }
+
+ private:
+  std::shared_ptr<GrpcSegmentFetcher::CallState> s_;
+};
+
+}  // namespace
+
+class GrpcSegmentFetcher::FetchReactor : public grpc::ClientReadReactor<broker::v1::FetchSegmentResponse> {
+ public:
+  FetchReactor(GrpcSegmentFetcher* owner, std::shared_ptr<CallState> state, FetchCallback done)
+      : owner_(owner), state_(std::move(state)), done_(std::move(done)) {}
+
+  void Start(const std::string& message_id, const FetchOptions& options) {
+    req_.set_message_id(message_id);
+    req_.set_traffic_class(ToProto(options.traffic_class));
+    req_.set_stream_session_id(options.stream_session_id);
+    req_.set_chunk_bytes(owner_->options_.chunk_bytes);
+    owner_->stub_->async()->FetchSegment(&state_->context, &req_, this);
+    StartRead(&resp_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    if (first_) {
+      first_ = false;
+      const auto& m = resp_.metadata();
+      segment_.info = SegmentInfo{m.name(),      m.part(),  m.total_parts(),  m.begin(),   m.end(),
+                                  m.file_size(), m.crc32(), m.crc_verified(), m.provider()};
+      if (m.decoded_size() > 0 && m.decoded_size() < (int64_t{1} << 30)) {
+        data_.reserve(static_cast<size_t>(m.decoded_size()));
+      }
+    }
+    if (data_.empty()) {
+      data_.swap(*resp_.mutable_data());
+    } else {
+      data_.append(resp_.data());
+    }
+    resp_.Clear();
+    StartRead(&resp_);
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->done = true;
+    }
+    absl::StatusOr<Segment> result;
+    if (s.ok()) {
+      segment_.data = std::make_shared<const std::string>(std::move(data_));
+      result = std::move(segment_);
+    } else {
+      result = FromGrpc(s);
+    }
+    FetchCallback done = std::move(done_);
+    GrpcSegmentFetcher* owner = owner_;
+    CallState* key = state_.get();
+    std::shared_ptr<CallState> keep = state_;
+    delete this;
+    done(std::move(result));
+    owner->Remove(key);
+  }
+
+ private:
+  GrpcSegmentFetcher* const owner_;
+  std::shared_ptr<CallState> state_;
+  FetchCallback done_;
+  broker::v1::FetchSegmentRequest req_;
+  broker::v1::FetchSegmentResponse resp_;
+  bool first_ = true;
+  std::string data_;
+  Segment segment_;
+};
+
+namespace {
+
+struct SessionShared {
+  GrpcSegmentFetcher::CallState call;
+  std::atomic<uint64_t> id{0};
+};
+
+class GrpcStreamSession : public StreamSession {
+ public:
+  explicit GrpcStreamSession(std::shared_ptr<SessionShared> s) : s_(std::move(s)) {}
+  ~GrpcStreamSession() override { s_->call.Cancel(); }
+  uint64_t id() const override { return s_->id.load(std::memory_order_acquire); }
+
+ private:
+  std::shared_ptr<SessionShared> s_;
+};
+
+}  // namespace
+
+class GrpcSegmentFetcher::SessionReactor : public grpc::ClientReadReactor<broker::v1::StreamSessionEvent> {
+ public:
+  SessionReactor(GrpcSegmentFetcher* owner, std::shared_ptr<SessionShared> shared)
+      : owner_(owner), shared_(std::move(shared)) {}
+
+  void Start(const std::string& label) {
+    req_.set_label(label);
+    owner_->stub_->async()->OpenStreamSession(&shared_->call.context, &req_, this);
+    StartRead(&event_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    shared_->id.store(event_.session_id(), std::memory_order_release);
+    StartRead(&event_);
+  }
+
+  void OnDone(const grpc::Status&) override {
+    {
+      absl::MutexLock lock(&shared_->call.mu);
+      shared_->call.done = true;
+    }
+    shared_->id.store(0, std::memory_order_release);
+    GrpcSegmentFetcher* owner = owner_;
+    CallState* key = &shared_->call;
+    std::shared_ptr<SessionShared> keep = shared_;
+    delete this;
+    owner->Remove(key);
+  }
+
+ private:
+  GrpcSegmentFetcher* const owner_;
+  std::shared_ptr<SessionShared> shared_;
+  broker::v1::OpenStreamSessionRequest req_;
+  broker::v1::StreamSessionEvent event_;
+};
+
+GrpcSegmentFetcher::GrpcSegmentFetcher(std::shared_ptr<grpc::Channel> channel, Options options)
+    : options_(options), stub_(broker::v1::Broker::NewStub(std::move(channel))) {}
+
+GrpcSegmentFetcher::~GrpcSegmentFetcher() {
+  absl::MutexLock lock(&mu_);
+  for (CallState* s : live_) s->Cancel();
+  mu_.Await(absl::Condition(
+      +[](GrpcSegmentFetcher* f) ABSL_NO_THREAD_SAFETY_ANALYSIS { return f->live_.empty(); }, this));
+}
+
+void GrpcSegmentFetcher::Add(CallState* s) {
+  absl::MutexLock lock(&mu_);
+  live_.insert(s);
+}
+
+void GrpcSegmentFetcher::Remove(CallState* s) {
+  absl::MutexLock lock(&mu_);
+  live_.erase(s);
+}
+
+int GrpcSegmentFetcher::outstanding() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(live_.size());
+}
+
+std::unique_ptr<FetchHandle> GrpcSegmentFetcher::Fetch(const std::string& message_id, const FetchOptions& options,
+                                                       FetchCallback done) {
+  auto state = std::make_shared<CallState>();
+  if (options_.fetch_timeout > absl::ZeroDuration()) {
+    state->context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.fetch_timeout));
+  }
+  Add(state.get());
+  auto* reactor = new FetchReactor(this, state, std::move(done));
+  reactor->Start(message_id, options);
+  return std::make_unique<Handle>(std::move(state));
+}
+
+std::unique_ptr<StreamSession> GrpcSegmentFetcher::OpenSession(const std::string& label) {
+  auto shared = std::make_shared<SessionShared>();
+  Add(&shared->call);
+  auto* reactor = new SessionReactor(this, shared);
+  reactor->Start(label);
+  return std::make_unique<GrpcStreamSession>(std::move(shared));
+}
+
+}  // namespace nzbmesh::frontend

@@ -1,0 +1,260 @@
+// GrpcSegmentFetcher against an in-process fake Broker (callback service on a
+// loopback port): bytes and metadata, NOT_FOUND, cancellation reaching the
+// broker at once, stream sessions; and F9 end to end through gRPC.
+#include "services/frontend/grpc_segment_fetcher.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "nzbmesh/broker/v1/broker.grpc.pb.h"
+#include "services/frontend/frontend_server.h"
+#include "tests/services/frontend/fake_catalog.h"
+#include "tests/services/frontend/http_test_client.h"
+
+namespace nzbmesh::frontend {
+namespace {
+
+namespace pb = broker::v1;
+
+// Serves articles from a map; ids starting with "hang" never answer until
+// cancelled. Counts hanging calls and open sessions.
+class FakeBroker : public pb::Broker::CallbackService {
+ public:
+  std::map<std::string, std::string> articles;
+
+  int hanging() const {
+    absl::MutexLock lock(&mu_);
+    return hanging_;
+  }
+  int sessions() const {
+    absl::MutexLock lock(&mu_);
+    return sessions_;
+  }
+  bool WaitFor(std::function<bool()> pred, absl::Duration timeout) const {
+    absl::Time deadline = absl::Now() + timeout;
+    while (!pred()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(1));  // polling a gRPC-side counter; bounded by the deadline
+    }
+    return true;
+  }
+
+  grpc::ServerWriteReactor<pb::FetchSegmentResponse>* FetchSegment(grpc::CallbackServerContext* ctx,
+                                                                   const pb::FetchSegmentRequest* req) override {
+    class Writer : public grpc::ServerWriteReactor<pb::FetchSegmentResponse> {
+     public:
+      Writer(FakeBroker* b, const pb::FetchSegmentRequest& req) : b_(b) {
+        if (absl::StartsWith(req.message_id(), "hang")) {
+          absl::MutexLock lock(&b_->mu_);
+          ++b_->hanging_;
+          hang_ = true;
+          return;
+        }
+        auto it = b_->articles.find(req.message_id());
+        if (it == b_->articles.end()) {
+          Done(grpc::Status(grpc::StatusCode::NOT_FOUND, "430 no such article"));
+          return;
+        }
+        const std::string& d = it->second;
+        pb::FetchSegmentResponse first;
+        first.mutable_metadata()->set_name("file.mkv");
+        first.mutable_metadata()->set_decoded_size(static_cast<int64_t>(d.size()));
+        first.set_data(d.substr(0, d.size() / 2));
+        msgs_.push_back(first);
+        pb::FetchSegmentResponse second;
+        second.set_data(d.substr(d.size() / 2));
+        msgs_.push_back(second);
+        Next();
+      }
+      void OnWriteDone(bool ok) override {
+        if (!ok) {
+          Done(grpc::Status::CANCELLED);
+          return;
+        }
+        Next();
+      }
+      void OnCancel() override {
+        if (hang_) {
+          absl::MutexLock lock(&b_->mu_);
+          --b_->hanging_;
+        }
+        Done(grpc::Status::CANCELLED);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      void Next() {
+        if (i_ < msgs_.size()) {
+          StartWrite(&msgs_[i_++]);
+        } else {
+          Done(grpc::Status::OK);
+        }
+      }
+      void Done(grpc::Status s) {
+        {
+          absl::MutexLock lock(&mu_);
+          if (finished_) return;
+          finished_ = true;
+        }
+        Finish(s);
+      }
+      FakeBroker* b_;
+      std::vector<pb::FetchSegmentResponse> msgs_;
+      size_t i_ = 0;
+      bool hang_ = false;
+      absl::Mutex mu_;
+      bool finished_ = false;
+    };
+    return new Writer(this, *req);
+  }
+
+  grpc::ServerWriteReactor<pb::StreamSessionEvent>* OpenStreamSession(grpc::CallbackServerContext*,
+                                                                     const pb::OpenStreamSessionRequest*) override {
+    class Session : public grpc::ServerWriteReactor<pb::StreamSessionEvent> {
+     public:
+      explicit Session(FakeBroker* b) : b_(b) {
+        {
+          absl::MutexLock lock(&b_->mu_);
+          ++b_->sessions_;
+          ev_.set_session_id(static_cast<uint64_t>(b_->next_session_++));
+        }
+        StartWrite(&ev_);
+      }
+      void OnWriteDone(bool) override {}
+      void OnCancel() override {
+        {
+          absl::MutexLock lock(&b_->mu_);
+          --b_->sessions_;
+        }
+        Finish(grpc::Status::OK);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      FakeBroker* b_;
+      pb::StreamSessionEvent ev_;
+    };
+    return new Session(this);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  int hanging_ ABSL_GUARDED_BY(mu_) = 0;
+  int sessions_ ABSL_GUARDED_BY(mu_) = 0;
+  int next_session_ ABSL_GUARDED_BY(mu_) = 100;
+};
+
+class GrpcFetcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_.articles["a@t"] = std::string(100000, 'x') + "tail";
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(&broker_);
+    server_ = b.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials());
+    fetcher_ = std::make_unique<GrpcSegmentFetcher>(channel_, GrpcSegmentFetcher::Options{});
+  }
+  void TearDown() override {
+    fetcher_.reset();
+    server_->Shutdown(std::chrono::system_clock::now());
+  }
+
+  absl::StatusOr<Segment> FetchSync(const std::string& id, absl::Duration cancel_after = absl::InfiniteDuration()) {
+    absl::Notification n;
+    absl::StatusOr<Segment> out;
+    auto h = fetcher_->Fetch(id, {}, [&](absl::StatusOr<Segment> s) {
+      out = std::move(s);
+      n.Notify();
+    });
+    if (cancel_after != absl::InfiniteDuration()) {
+      EXPECT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 1; }, absl::Seconds(5)));
+      h->Cancel();
+    }
+    EXPECT_TRUE(n.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return out;
+  }
+
+  FakeBroker broker_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<GrpcSegmentFetcher> fetcher_;
+};
+
+TEST_F(GrpcFetcherTest, FetchReturnsDecodedBytesAndMetadata) {
+  auto s = FetchSync("a@t");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*s->data, broker_.articles["a@t"]);
+  EXPECT_EQ(s->info.name, "file.mkv");
+}
+
+TEST_F(GrpcFetcherTest, MissingArticleIsNotFound) {
+  auto s = FetchSync("nope@t");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(s.status().message(), "430 no such article");
+}
+
+TEST_F(GrpcFetcherTest, CancelReachesBrokerAtOnce) {
+  absl::Time t0 = absl::Now();
+  auto s = FetchSync("hang1@t", absl::ZeroDuration());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 0; }, absl::Seconds(1)));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(2));
+  EXPECT_TRUE(broker_.WaitFor([&] { return fetcher_->outstanding() == 0; }, absl::Seconds(1)));
+}
+
+TEST_F(GrpcFetcherTest, SessionIdArrivesAndDestroyClosesIt) {
+  auto session = fetcher_->OpenSession("/tv/x.mkv");
+  EXPECT_TRUE(broker_.WaitFor([&] { return session->id() >= 100; }, absl::Seconds(5)));
+  EXPECT_EQ(broker_.sessions(), 1);
+  session.reset();
+  EXPECT_TRUE(broker_.WaitFor([&] { return broker_.sessions() == 0; }, absl::Seconds(1)));
+}
+
+TEST_F(GrpcFetcherTest, F9_DisconnectCancelsBrokerFetchesAndSessionOverGrpc) {
+  testing::FakeCatalog catalog;
+  testing::FakeImporter importer;
+  importer::v1::FileLayout layout;
+  for (int i = 0; i < 6; ++i) {
+    auto* s = layout.add_segments();
+    s->set_message_id(i == 0 ? "a@t" : absl::StrCat("hang", i, "@t"));
+    s->set_offset(i * 100004);
+    s->set_size(100004);
+  }
+  layout.mutable_entry()->set_path("/m/r/f.mkv");
+  layout.mutable_entry()->set_name("f.mkv");
+  layout.mutable_entry()->set_size(6 * 100004);
+  catalog.AddFile(layout);
+  FrontendServer::Options o;
+  o.initial_read_ahead = 6;
+  auto server = FrontendServer::Create(o, {fetcher_.get(), &catalog, &importer, nullptr});
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE((*server)->Start().ok());
+  {
+    testing::HttpConn c((*server)->port());
+    ASSERT_TRUE(c.Send("GET /dav/m/r/f.mkv HTTP/1.1\r\nHost: t\r\n\r\n"));
+    testing::HttpResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r, false));
+    ASSERT_EQ(r.status, 200);
+    ASSERT_TRUE(c.Fill(100004, absl::Now() + absl::Seconds(5)));
+    ASSERT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 5 && broker_.sessions() == 1; }, absl::Seconds(5)));
+  }  // disconnect
+  absl::Time t0 = absl::Now();
+  EXPECT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 0 && broker_.sessions() == 0; }, absl::Seconds(2)));
+  EXPECT_LE(absl::Now() - t0, absl::Milliseconds(100));
+  (*server)->Shutdown(absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace nzbmesh::frontend
