@@ -27,10 +27,20 @@ def nzb_cc_test(name, copts = None, deps = None, size = "small", main = True, **
     deps.append("@system//:gtest_main" if main else "@system//:gtest")
     native.cc_test(name = name, copts = _copts(copts), deps = deps, size = size, **kwargs)
 
-def nzb_cc_benchmark(name, copts = None, deps = None, tags = None, **kwargs):
-    """A Google Benchmark binary. Tagged `benchmark`; run with `bazel run -c opt`."""
+def nzb_cc_benchmark(name, copts = None, deps = None, tags = None, visibility = None, **kwargs):
+    """A Google Benchmark binary. Tagged `benchmark`; run with `bazel run -c opt`.
+
+    Visible to //tests/bench, whose `all` target runs every benchmark.
+    """
     deps = list(deps or []) + ["@system//:benchmark_main"]
-    native.cc_binary(name = name, copts = _copts(copts), deps = deps, tags = (tags or []) + ["benchmark"], **kwargs)
+    native.cc_binary(
+        name = name,
+        copts = _copts(copts),
+        deps = deps,
+        tags = (tags or []) + ["benchmark"],
+        visibility = visibility or ["//tests/bench:__pkg__"],
+        **kwargs
+    )
 
 def nzb_cc_fuzzer(name, srcs, deps = None, smoke_runs = 20000, **kwargs):
     """A fuzz target: `LLVMFuzzerTestOneInput` in `srcs`.
