@@ -152,7 +152,7 @@ void HandleSabApi(const SabOptions& o, ImporterClient* importer, std::map<std::s
       return;
     }
     int limit = 0;
-    absl::SimpleAtoi(params["limit"], &limit);
+    if (!absl::SimpleAtoi(params["limit"], &limit)) limit = 0;
     importer->ListJobs(importer::v1::JOB_STATE_UNSPECIFIED, limit,
                        [done, mode, o](absl::StatusOr<std::vector<Job>> r) {
                          if (!r.ok()) {

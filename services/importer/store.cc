@@ -235,12 +235,6 @@ absl::Status DecodeExtents(absl::string_view blob, std::vector<std::pair<int64_t
   return absl::OkStatus();
 }
 
-std::string ParentPath(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == 0 || slash == std::string::npos) return "/";
-  return path.substr(0, slash);
-}
-
 std::string JoinPath(const std::string& dir, absl::string_view name) {
   return dir == "/" ? absl::StrCat("/", name) : absl::StrCat(dir, "/", name);
 }
@@ -261,6 +255,10 @@ int64_t EnsureDir(pqxx::work& w, int64_t parent_id, const std::string& path, abs
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
 }  // namespace
+
+struct Store::Conn : pqxx::connection {
+  explicit Conn(const std::string& url) : pqxx::connection(url) {}
+};
 
 const char* JobStateName(JobState s) {
   switch (s) {
@@ -366,14 +364,14 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Create(const Options& options) {
   }
   auto store = std::unique_ptr<Store>(new Store(options));
   // Dial once so a wrong URL or a down server fails start-up clearly.
-  absl::Status s = store->Run("connect", [](pqxx::connection&) { return absl::OkStatus(); });
+  absl::Status s = store->Run("connect", [](Conn&) { return absl::OkStatus(); });
   if (!s.ok()) return s;
   if (options.migrate) NZB_RETURN_IF_ERROR(store->Migrate());
   return store;
 }
 
-std::unique_ptr<pqxx::connection> Store::Dial() {
-  auto c = std::make_unique<pqxx::connection>(url_);
+std::unique_ptr<Store::Conn> Store::Dial() {
+  auto c = std::make_unique<Conn>(url_);
   // Our pool reconnects explicitly; libpqxx 6's silent reactivation would
   // hide broken connections from the error mapping.
 #pragma GCC diagnostic push
@@ -383,7 +381,7 @@ std::unique_ptr<pqxx::connection> Store::Dial() {
   return c;
 }
 
-absl::StatusOr<std::unique_ptr<pqxx::connection>> Store::Acquire() {
+absl::StatusOr<std::unique_ptr<Store::Conn>> Store::Acquire() {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !idle_.empty() || open_ < options_.max_connections;
@@ -399,10 +397,10 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> Store::Acquire() {
     return c;
   }
   ++open_;
-  return std::unique_ptr<pqxx::connection>();  // caller dials outside the lock
+  return std::unique_ptr<Conn>();  // caller dials outside the lock
 }
 
-void Store::Release(std::unique_ptr<pqxx::connection> c) {
+void Store::Release(std::unique_ptr<Conn> c) {
   absl::MutexLock lock(&mu_);
   if (c && c->is_open()) {
     idle_.push_back(std::move(c));
@@ -415,10 +413,10 @@ void Store::CountError(const absl::Status& s) {
   if (errors_ != nullptr) errors_->Add({{"code", absl::StatusCodeToString(s.code())}}).Increment();
 }
 
-absl::Status Store::Run(const char* op, const std::function<absl::Status(pqxx::connection&)>& fn) {
+absl::Status Store::Run(const char* op, const std::function<absl::Status(Conn&)>& fn) {
   absl::Status last;
   for (int attempt = 0; attempt <= options_.broken_connection_retries; ++attempt) {
-    NZB_ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, Acquire());
+    NZB_ASSIGN_OR_RETURN(std::unique_ptr<Conn> conn, Acquire());
     bool retryable = false;
     try {
       if (!conn) conn = Dial();
@@ -446,7 +444,7 @@ absl::Status Store::Run(const char* op, const std::function<absl::Status(pqxx::c
 }
 
 absl::Status Store::ExecuteForTesting(const std::string& sql) {
-  return Run("execute", [&](pqxx::connection& c) {
+  return Run("execute", [&](Conn& c) {
     pqxx::work w(c);
     w.exec(sql);
     w.commit();
@@ -460,7 +458,7 @@ absl::Status Store::Migrate() {
   // A dedicated connection: the session-level advisory lock dies with it, so
   // a failure halfway can never leave the lock held.
   try {
-    std::unique_ptr<pqxx::connection> c = Dial();
+    std::unique_ptr<Conn> c = Dial();
     {
       pqxx::nontransaction n(*c);
       n.exec_params("SELECT pg_advisory_lock($1)", kMigrationLockKey);
@@ -495,7 +493,7 @@ absl::Status Store::Migrate() {
 
 absl::StatusOr<int> Store::SchemaVersion() {
   int v = 0;
-  NZB_RETURN_IF_ERROR(Run("schema_version", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("schema_version", [&](Conn& c) {
     pqxx::read_transaction t(c);
     v = t.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
     return absl::OkStatus();
@@ -507,7 +505,7 @@ absl::StatusOr<int> Store::SchemaVersion() {
 
 absl::StatusOr<SubmitResult> Store::Submit(const SubmitRecord& rec) {
   SubmitResult out;
-  NZB_RETURN_IF_ERROR(Run("submit", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("submit", [&](Conn& c) {
     pqxx::work w(c);
     // ON CONFLICT DO NOTHING waits for a concurrent insert of the same hash
     // to commit, then returns no row: exactly one submitter creates the job.
@@ -540,7 +538,7 @@ absl::StatusOr<SubmitResult> Store::Submit(const SubmitRecord& rec) {
 
 absl::StatusOr<JobRecord> Store::GetJob(int64_t job_id) {
   JobRecord job;
-  NZB_RETURN_IF_ERROR(Run("get_job", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("get_job", [&](Conn& c) {
     pqxx::read_transaction t(c);
     pqxx::result r = t.exec_params(
         absl::StrCat("SELECT ", kJobColumns, " FROM jobs j JOIN nzbs n ON n.id = j.nzb_id WHERE j.id = $1"), job_id);
@@ -554,7 +552,7 @@ absl::StatusOr<JobRecord> Store::GetJob(int64_t job_id) {
 absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> state, int limit) {
   if (limit <= 0) limit = 100;
   std::vector<JobRecord> jobs;
-  NZB_RETURN_IF_ERROR(Run("list_jobs", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("list_jobs", [&](Conn& c) {
     pqxx::read_transaction t(c);
     pqxx::result r =
         state.has_value()
@@ -574,7 +572,7 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
 
 absl::StatusOr<JobRecord> Store::CancelJob(int64_t job_id) {
   JobRecord job;
-  NZB_RETURN_IF_ERROR(Run("cancel_job", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("cancel_job", [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
         absl::StrCat("WITH u AS (UPDATE jobs SET state = 'cancelled', updated_at = now(), finished_at = now(), "
@@ -597,7 +595,7 @@ absl::StatusOr<JobRecord> Store::CancelJob(int64_t job_id) {
 
 absl::StatusOr<JobRecord> Store::RetryJob(int64_t job_id) {
   JobRecord job;
-  NZB_RETURN_IF_ERROR(Run("retry_job", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("retry_job", [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
         absl::StrCat("WITH u AS (UPDATE jobs SET state = 'queued', attempts = 0, reason = '', message = '', "
@@ -620,7 +618,7 @@ absl::StatusOr<JobRecord> Store::RetryJob(int64_t job_id) {
 
 absl::StatusOr<bool> Store::HasClaimableJob() {
   bool any = false;
-  NZB_RETURN_IF_ERROR(Run("has_claimable_job", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("has_claimable_job", [&](Conn& c) {
     pqxx::read_transaction t(c);
     any = t.exec("SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND next_attempt_at <= now())")[0][0]
               .as<bool>();
@@ -631,7 +629,7 @@ absl::StatusOr<bool> Store::HasClaimableJob() {
 
 absl::StatusOr<std::optional<ClaimedJob>> Store::ClaimJob(const std::string& owner, absl::Duration lease) {
   std::optional<ClaimedJob> out;
-  NZB_RETURN_IF_ERROR(Run("claim_job", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("claim_job", [&](Conn& c) {
     out.reset();
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
@@ -658,7 +656,7 @@ absl::StatusOr<std::optional<ClaimedJob>> Store::ClaimJob(const std::string& own
 
 absl::Status Store::Heartbeat(int64_t job_id, const std::string& owner, int attempt, absl::Duration lease,
                               double progress) {
-  return Run("heartbeat", [&](pqxx::connection& c) {
+  return Run("heartbeat", [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
         "UPDATE jobs SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $4), progress = $5, "
@@ -676,7 +674,7 @@ absl::Status Store::Heartbeat(int64_t job_id, const std::string& owner, int atte
 
 absl::StatusOr<int> Store::RequeueExpired(absl::Duration backoff) {
   int n = 0;
-  NZB_RETURN_IF_ERROR(Run("requeue_expired", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("requeue_expired", [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
         "UPDATE jobs SET "
@@ -698,7 +696,7 @@ absl::StatusOr<int> Store::RequeueExpired(absl::Duration backoff) {
 absl::StatusOr<JobRecord> Store::FailJob(int64_t job_id, const std::string& owner, int attempt, FailureReason reason,
                                          const std::string& message, bool transient, absl::Duration backoff) {
   JobRecord job;
-  NZB_RETURN_IF_ERROR(Run("fail_job", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("fail_job", [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
         absl::StrCat(
@@ -725,7 +723,7 @@ absl::StatusOr<JobRecord> Store::FailJob(int64_t job_id, const std::string& owne
 absl::StatusOr<std::string> Store::CompleteJob(int64_t job_id, const std::string& owner, int attempt,
                                                const ReleasePlan& plan) {
   std::string release_path;
-  NZB_RETURN_IF_ERROR(Run("complete_job", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("complete_job", [&](Conn& c) {
     pqxx::work w(c);
     // Lock the job row: a concurrent cancel or requeue waits for us or wins.
     pqxx::result held = w.exec_params(
@@ -803,7 +801,7 @@ absl::StatusOr<std::string> Store::CompleteJob(int64_t job_id, const std::string
 
 absl::StatusOr<std::vector<std::pair<JobState, int64_t>>> Store::CountJobsByState() {
   std::vector<std::pair<JobState, int64_t>> out;
-  NZB_RETURN_IF_ERROR(Run("count_jobs", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("count_jobs", [&](Conn& c) {
     pqxx::read_transaction t(c);
     out.clear();
     for (const auto& row : t.exec("SELECT state, count(*) FROM jobs GROUP BY state")) {
@@ -820,7 +818,7 @@ absl::StatusOr<std::vector<std::pair<JobState, int64_t>>> Store::CountJobsByStat
 absl::StatusOr<CatalogEntry> Store::Stat(const std::string& raw) {
   NZB_ASSIGN_OR_RETURN(std::string path, NormalizeCatalogPath(raw));
   CatalogEntry e;
-  NZB_RETURN_IF_ERROR(Run("stat", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("stat", [&](Conn& c) {
     pqxx::read_transaction t(c);
     pqxx::result r = t.exec_params(absl::StrCat("SELECT ", kEntryColumns, " FROM entries e WHERE e.path = $1"), path);
     if (r.empty()) return absl::NotFoundError(absl::StrCat("no such path in the catalog: ", path));
@@ -833,7 +831,7 @@ absl::StatusOr<CatalogEntry> Store::Stat(const std::string& raw) {
 absl::StatusOr<std::vector<CatalogEntry>> Store::ListDirectory(const std::string& raw) {
   NZB_ASSIGN_OR_RETURN(std::string path, NormalizeCatalogPath(raw));
   std::vector<CatalogEntry> out;
-  NZB_RETURN_IF_ERROR(Run("list_directory", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("list_directory", [&](Conn& c) {
     pqxx::read_transaction t(c);
     pqxx::result d = t.exec_params("SELECT id, is_dir FROM entries WHERE path = $1", path);
     if (d.empty()) return absl::NotFoundError(absl::StrCat("no such directory in the catalog: ", path));
@@ -899,7 +897,7 @@ constexpr char kLayoutSelect[] =
 absl::StatusOr<FileLayoutRecord> Store::GetFileLayout(const std::string& raw) {
   NZB_ASSIGN_OR_RETURN(std::string path, NormalizeCatalogPath(raw));
   FileLayoutRecord out;
-  NZB_RETURN_IF_ERROR(Run("get_file_layout", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("get_file_layout", [&](Conn& c) {
     out = FileLayoutRecord();
     pqxx::read_transaction t(c);
     pqxx::result r = t.exec_params(absl::StrCat(kLayoutSelect, "WHERE e.path = $1"), path);
@@ -910,7 +908,7 @@ absl::StatusOr<FileLayoutRecord> Store::GetFileLayout(const std::string& raw) {
 
 absl::StatusOr<FileLayoutRecord> Store::GetFileLayoutById(int64_t file_id) {
   FileLayoutRecord out;
-  NZB_RETURN_IF_ERROR(Run("get_file_layout", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("get_file_layout", [&](Conn& c) {
     out = FileLayoutRecord();
     pqxx::read_transaction t(c);
     pqxx::result r = t.exec_params(absl::StrCat(kLayoutSelect, "WHERE e.id = $1"), file_id);
@@ -923,7 +921,7 @@ absl::StatusOr<int64_t> Store::DeletePath(const std::string& raw) {
   NZB_ASSIGN_OR_RETURN(std::string path, NormalizeCatalogPath(raw));
   if (path == "/") return absl::InvalidArgumentError("refusing to delete the whole catalog ('/')");
   int64_t files = 0;
-  NZB_RETURN_IF_ERROR(Run("delete_path", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("delete_path", [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
         "WITH RECURSIVE t AS (SELECT id, is_dir FROM entries WHERE path = $1 "
@@ -943,7 +941,7 @@ absl::StatusOr<int64_t> Store::DeletePath(const std::string& raw) {
 
 absl::StatusOr<std::vector<HealthCandidate>> Store::FilesForHealthCheck(int limit, absl::Time checked_before) {
   std::vector<HealthCandidate> out;
-  NZB_RETURN_IF_ERROR(Run("files_for_health_check", [&](pqxx::connection& c) {
+  NZB_RETURN_IF_ERROR(Run("files_for_health_check", [&](Conn& c) {
     pqxx::read_transaction t(c);
     out.clear();
     for (const auto& row : t.exec_params(
@@ -958,7 +956,7 @@ absl::StatusOr<std::vector<HealthCandidate>> Store::FilesForHealthCheck(int limi
 }
 
 absl::Status Store::RecordHealth(int64_t file_id, Health health, int checked, int missing, const std::string& detail) {
-  return Run("record_health", [&](pqxx::connection& c) {
+  return Run("record_health", [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
         "UPDATE entries SET health = $2, health_checked_at = now() WHERE id = $1 AND NOT is_dir RETURNING id", file_id,

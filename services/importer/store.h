@@ -43,10 +43,6 @@
 #include "absl/time/time.h"
 #include "common/metrics/metrics.h"
 
-namespace pqxx {
-class connection;
-}
-
 namespace nzbmesh::importer {
 
 // Values match nzbmesh.importer.v1.JobState.
@@ -280,14 +276,14 @@ class Store {
  private:
   explicit Store(const Options& options);
 
-  struct Conn;
+  struct Conn;  // a pqxx::connection (store.cc)
   // Runs `fn` on a pooled connection with the exception mapping and the
   // broken-connection retry. `fn` must open its own transaction (and so be
   // re-runnable after a rollback).
-  absl::Status Run(const char* op, const std::function<absl::Status(pqxx::connection&)>& fn);
-  absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire();
-  void Release(std::unique_ptr<pqxx::connection> c);
-  std::unique_ptr<pqxx::connection> Dial();
+  absl::Status Run(const char* op, const std::function<absl::Status(Conn&)>& fn);
+  absl::StatusOr<std::unique_ptr<Conn>> Acquire();
+  void Release(std::unique_ptr<Conn> c);
+  std::unique_ptr<Conn> Dial();
   void CountError(const absl::Status& s);
 
   const Options options_;
@@ -295,7 +291,7 @@ class Store {
   metrics::Family<metrics::Counter>* errors_ = nullptr;
 
   absl::Mutex mu_;  // protects the connection pool below
-  std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle + lent out
 };
 

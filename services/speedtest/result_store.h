@@ -7,14 +7,12 @@
 #include <string>
 #include <vector>
 
+#include <pqxx/connection>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "nzbmesh/speedtest/v1/speedtest.pb.h"
-
-namespace pqxx {
-class connection;
-}
 
 namespace nzbmesh::speedtest {
 
