@@ -265,7 +265,7 @@ std::shared_ptr<FetchOp> Pool::Fetch(FetchRequest request, std::function<void(Fe
     } else {
       if (op->req.deadline != absl::InfiniteFuture()) {
         std::weak_ptr<FetchOp> weak = op;
-        AddTimerLocked(op->req.deadline, [this, weak] {
+        op->deadline_timer = AddTimerLocked(op->req.deadline, [this, weak] {
           if (auto o = weak.lock()) ExpireOp(o);
         });
       }
@@ -336,6 +336,10 @@ void Pool::FinishLocked(const std::shared_ptr<FetchOp>& op, FetchResult result,
 void Pool::FinishRawLocked(FetchOp* op, FetchResult result, std::vector<std::function<void()>>* to_run) {
   if (op->finished) return;
   op->finished = true;
+  if (op->deadline_timer) {
+    timers_.erase(*op->deadline_timer);
+    op->deadline_timer.reset();
+  }
   auto done = std::move(op->done);
   op->done = nullptr;
   if (done) {
@@ -435,10 +439,20 @@ void Pool::DispatchLocked() {
   int64_t below_stream = 0;
   for (int c = 1; c < kNumClasses; ++c) below_stream += in_use_by_class_[c];
   const int64_t per_stream = PerStreamCapLocked();
-  std::vector<std::function<void()>> unused;
+  int64_t free_slots = 0;
+  for (const auto& p : providers_) free_slots += std::max<int64_t>(0, p->SlotCapacity() - p->slots_used);
   for (int c = 0; c < kNumClasses; ++c) {
     auto& q = queues_[c];
+    // Once a request that may go to any provider found no slot, later fresh
+    // requests will not either: skip them cheaply (keeps saturation O(n)).
+    bool fresh_blocked = false;
     for (auto it = q.begin(); it != q.end();) {
+      if (free_slots <= 0) return;
+      const bool fresh = (*it)->excluded.empty() && (*it)->missing_backbones.empty();
+      if (fresh && fresh_blocked) {
+        ++it;
+        continue;
+      }
       if (c > 0 && below_stream >= limit_below_stream) return;  // lower classes share the same limit
       const std::shared_ptr<FetchOp> op = *it;
       if (c == 0 && op->req.session_id != 0) {
@@ -450,6 +464,7 @@ void Pool::DispatchLocked() {
       }
       const int p = PickProviderLocked(*op);
       if (p < 0) {
+        if (fresh && !AllCandidatesOpenLocked(*op)) fresh_blocked = true;
         if (AllCandidatesOpenLocked(*op)) {  // fail fast: that is what the breaker is for
           FetchResult r;
           r.attempts = op->total_attempts;
@@ -464,6 +479,7 @@ void Pool::DispatchLocked() {
         continue;
       }
       it = q.erase(it);
+      --free_slots;
       if (c > 0) ++below_stream;
       metrics_->queue_wait[c]->Observe(absl::ToDoubleSeconds(clock_->Now() - op->enqueued_at));
       AssignLocked(op, p);
@@ -934,9 +950,10 @@ absl::Duration Pool::JitterLocked() {
 // ---------------------------------------------------------------------------
 // Timers
 
-void Pool::AddTimerLocked(absl::Time when, std::function<void()> fn) {
-  timers_.push_back(Timer{when, timer_seq_++, std::move(fn)});
-  std::push_heap(timers_.begin(), timers_.end());
+Pool::TimerKey Pool::AddTimerLocked(absl::Time when, std::function<void()> fn) {
+  TimerKey key{when, timer_seq_++};
+  timers_.emplace(key, std::move(fn));
+  return key;
 }
 
 void Pool::TimerMain() {
@@ -946,16 +963,15 @@ void Pool::TimerMain() {
       Locked lock(this);
       while (true) {
         if (shutdown_ && live_threads_ == 0) return;
-        if (!timers_.empty() && clock_->Now() >= timers_.front().when) break;
+        if (!timers_.empty() && clock_->Now() >= timers_.begin()->first.first) break;
         const absl::Time wake = timers_.empty() ? clock_->Now() + absl::Milliseconds(100)
-                                                : std::min(timers_.front().when, clock_->Now() + absl::Milliseconds(100));
+                                                : std::min(timers_.begin()->first.first, clock_->Now() + absl::Milliseconds(100));
         const size_t n = timers_.size();
         auto changed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return timers_.size() != n || (shutdown_ && live_threads_ == 0); };
         clock_->AwaitWithDeadline(&mu_, absl::Condition(&changed), wake);
       }
-      std::pop_heap(timers_.begin(), timers_.end());
-      fn = std::move(timers_.back().fn);
-      timers_.pop_back();
+      fn = std::move(timers_.begin()->second);
+      timers_.erase(timers_.begin());
     }
     fn();
   }

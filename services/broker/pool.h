@@ -37,6 +37,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <set>
@@ -137,6 +138,7 @@ class FetchOp {
   int total_attempts = 0;
   absl::Status last_error;
   int avoid_connection = -1;        // a timed-out connection (R5)
+  std::optional<std::pair<absl::Time, uint64_t>> deadline_timer;
   absl::Time enqueued_at;
   uint64_t seq = 0;
 };
@@ -210,12 +212,7 @@ class Pool {
     std::function<void()> granted;
     bool held = false;
   };
-  struct Timer {
-    absl::Time when;
-    uint64_t seq;
-    std::function<void()> fn;
-    bool operator<(const Timer& o) const { return when != o.when ? when > o.when : seq > o.seq; }
-  };
+  using TimerKey = std::pair<absl::Time, uint64_t>;  // (when, sequence)
 
   explicit Pool(const PoolOptions& options, metrics::Registry* registry);
 
@@ -275,7 +272,7 @@ class Pool {
   void RecordFailureLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Timer thread.
-  void AddTimerLocked(absl::Time when, std::function<void()> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TimerKey AddTimerLocked(absl::Time when, std::function<void()> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerMain();
   absl::Duration JitterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -294,7 +291,9 @@ class Pool {
   std::map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);  // ordered by id = FIFO
   int leases_held_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::vector<Timer> timers_ ABSL_GUARDED_BY(mu_);  // heap
+  // Ordered by due time; a finished request removes its deadline timer so
+  // long deadlines at high request rates do not pile up dead entries.
+  std::map<TimerKey, std::function<void()>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t timer_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,0 +1,128 @@
+#include "services/importer/broker_client.h"
+
+#include <set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status/grpc_status.h"
+
+namespace nzbmesh::importer {
+namespace {
+
+namespace v1 = nzbmesh::broker::v1;
+
+std::chrono::system_clock::time_point ToChrono(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return std::chrono::system_clock::time_point::max();
+  return absl::ToChronoTime(t);
+}
+
+class GrpcLease : public ImportLease {
+ public:
+  GrpcLease(std::unique_ptr<grpc::ClientContext> ctx, std::unique_ptr<grpc::ClientReader<v1::ImportLeaseEvent>> reader)
+      : ctx_(std::move(ctx)), reader_(std::move(reader)) {}
+  ~GrpcLease() override;
+
+ private:
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::ImportLeaseEvent>> reader_;
+};
+
+class GrpcBrokerClient : public BrokerClient {
+ public:
+  explicit GrpcBrokerClient(std::shared_ptr<grpc::Channel> channel) : stub_(v1::Broker::NewStub(channel)) {}
+
+  absl::StatusOr<std::unique_ptr<ImportLease>> AcquireImportLease(const std::string& holder) override {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_) return absl::CancelledError("importer is shutting down");
+      waiting_.insert(ctx.get());
+    }
+    v1::AcquireImportLeaseRequest req;
+    req.set_holder(holder);
+    auto reader = stub_->AcquireImportLease(ctx.get(), req);
+    v1::ImportLeaseEvent ev;
+    const bool got = reader->Read(&ev);
+    {
+      absl::MutexLock lock(&mu_);
+      waiting_.erase(ctx.get());
+    }
+    if (!got || !ev.granted()) {
+      ctx->TryCancel();
+      grpc::Status st = reader->Finish();
+      if (st.ok()) return absl::UnavailableError("broker ended the import lease call without granting it");
+      return FromGrpcStatus(st);
+    }
+    return std::unique_ptr<ImportLease>(new GrpcLease(std::move(ctx), std::move(reader)));
+  }
+
+  absl::StatusOr<std::vector<StatResult>> StatSegments(const std::vector<std::string>& ids, BrokerClass cls,
+                                                       absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(ToChrono(deadline));
+    v1::StatSegmentsRequest req;
+    for (const auto& id : ids) req.add_message_ids(id);
+    req.set_traffic_class(cls);
+    auto reader = stub_->StatSegments(&ctx, req);
+    std::vector<StatResult> out;
+    v1::StatSegmentsResponse resp;
+    while (reader->Read(&resp)) out.push_back({resp.message_id(), resp.exists(), resp.error()});
+    grpc::Status st = reader->Finish();
+    if (!st.ok()) return FromGrpcStatus(st);
+    return out;
+  }
+
+  absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(ToChrono(deadline));
+    v1::FetchSegmentRequest req;
+    req.set_message_id(id);
+    req.set_traffic_class(cls);
+    auto reader = stub_->FetchSegment(&ctx, req);
+    SegmentData out;
+    v1::FetchSegmentResponse resp;
+    bool first = true;
+    while (reader->Read(&resp)) {
+      if (first && resp.has_metadata()) {
+        const auto& m = resp.metadata();
+        out.name = m.name();
+        out.part = m.part();
+        out.begin = m.begin();
+        out.end = m.end();
+        out.file_size = m.file_size();
+        out.data.reserve(m.decoded_size());
+      }
+      first = false;
+      out.data.append(resp.data());
+    }
+    grpc::Status st = reader->Finish();
+    if (!st.ok()) return FromGrpcStatus(st);
+    return out;
+  }
+
+  void Shutdown() override {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;
+    for (grpc::ClientContext* c : waiting_) c->TryCancel();
+  }
+
+ private:
+  std::unique_ptr<v1::Broker::Stub> stub_;
+  absl::Mutex mu_;  // protects waiting_ and shutdown_
+  std::set<grpc::ClientContext*> waiting_ ABSL_GUARDED_BY(mu_);
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+GrpcLease::~GrpcLease() {
+  ctx_->TryCancel();  // ends the server stream: the broker frees the lease at once
+  reader_->Finish();
+}
+
+}  // namespace
+
+std::unique_ptr<BrokerClient> MakeGrpcBrokerClient(std::shared_ptr<grpc::Channel> channel) {
+  return std::make_unique<GrpcBrokerClient>(std::move(channel));
+}
+
+}  // namespace nzbmesh::importer

@@ -1,0 +1,65 @@
+// BrokerClient: the importer's view of the broker (the seam that tests can
+// replace). The gRPC implementation speaks nzbmesh.broker.v1.Broker.
+//
+// Threading: thread-safe; every call blocks the calling thread. Shutdown()
+// cancels calls that are waiting (lease waits), so workers can stop.
+#ifndef NZBMESH_SERVICES_IMPORTER_BROKER_CLIENT_H_
+#define NZBMESH_SERVICES_IMPORTER_BROKER_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nzbmesh/broker/v1/broker.grpc.pb.h"
+
+namespace nzbmesh::importer {
+
+using BrokerClass = nzbmesh::broker::v1::TrafficClass;
+
+struct StatResult {
+  std::string message_id;
+  bool exists = false;
+  std::string error;  // non-empty: the check itself failed; `exists` is meaningless
+};
+
+// One decoded article and its yEnc header fields.
+struct SegmentData {
+  std::string name;          // =ybegin name
+  int64_t part = 0;          // 0 for single-part posts
+  int64_t begin = 0;         // 1-based offset of the part's first byte in the file
+  int64_t end = 0;           // 1-based offset of its last byte
+  int64_t file_size = 0;     // =ybegin size (whole file)
+  std::string data;          // decoded bytes
+};
+
+// Held while an import job runs; destroying it releases the lease.
+class ImportLease {
+ public:
+  virtual ~ImportLease() = default;
+};
+
+class BrokerClient {
+ public:
+  virtual ~BrokerClient() = default;
+  // Blocks until the broker grants an import lease. UNAVAILABLE when the
+  // broker cannot be reached; CANCELLED after Shutdown().
+  virtual absl::StatusOr<std::unique_ptr<ImportLease>> AcquireImportLease(const std::string& holder) = 0;
+  // STATs the ids (results in any order, one per id).
+  virtual absl::StatusOr<std::vector<StatResult>> StatSegments(const std::vector<std::string>& ids, BrokerClass cls,
+                                                               absl::Time deadline) = 0;
+  // Fetches one article. NOT_FOUND: missing everywhere; DATA_LOSS: CRC
+  // mismatch; UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED: transient.
+  virtual absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline) = 0;
+  // Cancels pending lease waits; later waits fail with CANCELLED.
+  virtual void Shutdown() = 0;
+};
+
+std::unique_ptr<BrokerClient> MakeGrpcBrokerClient(std::shared_ptr<grpc::Channel> channel);
+
+}  // namespace nzbmesh::importer
+
+#endif  // NZBMESH_SERVICES_IMPORTER_BROKER_CLIENT_H_
