@@ -532,7 +532,8 @@ void Pool::MaybeDialLocked(int pi) {
   for (auto& c : p.conns) {
     if (!c->stop) spare += std::max(0, p.o.pipeline_depth - c->load());
   }
-  while (static_cast<int>(p.work.size()) > spare && p.conns_total < p.usable && p.conns_total < p.o.max_connections) {
+  while (static_cast<int>(p.work.size()) > spare && p.conns_total < p.usable && p.conns_total < p.o.max_connections &&
+         p.dialing < options_.max_parallel_dials) {
     auto conn = std::make_shared<Conn>();
     conn->id = p.next_conn_id++;
     conn->last_used = clock_->Now();
@@ -578,6 +579,7 @@ void Pool::ConnectionMain(int pi, std::shared_ptr<Conn> conn) {
         conn->mine.push_back(p.work.front());
         p.work.pop_front();
       }
+      MaybeDialLocked(pi);  // keep ramping up if more work is waiting
     }
   }
   for (auto& f : to_run) f();

@@ -79,6 +79,7 @@ struct PoolOptions {
   int max_concurrent_imports = 2;
   int max_concurrent_imports_while_streaming = 1;
   int max_queue_per_class = 10000;  // past it: RESOURCE_EXHAUSTED at once
+  int max_parallel_dials = 4;       // per provider: ramp up without a dial burst
   int attempts_per_provider = 2;    // transient failures (R3)
   absl::Duration retry_delay_min = absl::Milliseconds(50);   // R4
   absl::Duration retry_delay_max = absl::Milliseconds(150);

@@ -489,19 +489,20 @@ TEST_F(SpeedTestServiceTest, LastCallerLeavingCancelsTheRun) {
   ctx.TryCancel();
   t.join();
   EXPECT_EQ(out.status.error_code(), grpc::StatusCode::CANCELLED);
-  // The run stops and frees its broker slot although the gate still holds.
-  ASSERT_TRUE(server->WaitFor(
-      [&] {
-        grpc::ClientContext c;
-        bv1::PoolStatus st;
-        if (!broker_stub_->GetPoolStatus(&c, bv1::GetPoolStatusRequest(), &st).ok()) return false;
-        for (const auto& cl : st.classes()) {
-          if (cl.in_flight() != 0 || cl.queued() != 0) return false;
-        }
-        return true;
-      },
-      absl::Seconds(10)));
+  // The run stops: nothing of it stays queued at the broker, and once the
+  // held reply is released (the broker drains it) its slot is free again.
+  auto pool_usage = [&](bool in_flight) {
+    grpc::ClientContext c;
+    bv1::PoolStatus st;
+    if (!broker_stub_->GetPoolStatus(&c, bv1::GetPoolStatusRequest(), &st).ok()) return int64_t{-1};
+    int64_t n = 0;
+    for (const auto& cl : st.classes()) n += in_flight ? cl.in_flight() : cl.queued();
+    return n;
+  };
+  ASSERT_TRUE(server->WaitFor([&] { return pool_usage(false) == 0; }, absl::Seconds(10)));
+  EXPECT_EQ(gate->waiting(), 1) << "the cancelled run issued another fetch";
   gate->ReleaseAll();
+  ASSERT_TRUE(server->WaitFor([&] { return pool_usage(true) == 0; }, absl::Seconds(10)));
   auto history = tester_->ListResults("main", 0);
   ASSERT_TRUE(history.ok());
   EXPECT_TRUE(history->empty()) << "a cancelled run must not be recorded";
