@@ -120,6 +120,7 @@ bool IsTimeout(const absl::Status& s) { return s.code() == absl::StatusCode::kDe
 
 Connection::Connection(const ConnectionOptions& options)
     : options_(options),
+      first_byte_timeout_(options.first_byte_timeout),
       peer_(absl::StrCat(options.host, ":", options.port)),
       rbuf_(new char[kReadBufferSize]),
       decoder_(yenc::ArticleDecoder::Options{yenc::ArticleDecoder::Mode::kNntp,
@@ -734,7 +735,7 @@ absl::Status Connection::TimeoutError(bool first_byte) const {
   if (first_byte) {
     return absl::DeadlineExceededError(
         absl::StrCat("no reply to ", current_, " from ", peer_, " within first_byte_timeout ",
-                     absl::FormatDuration(options_.first_byte_timeout)));
+                     absl::FormatDuration(first_byte_timeout_)));
   }
   return absl::DeadlineExceededError(
       absl::StrCat("reply to ", current_, " from ", peer_, " stalled: no bytes for stall_timeout ",
@@ -782,7 +783,7 @@ absl::Status Connection::ReadLine(absl::string_view* line, bool first_of_reply, 
           " bytes: ", QuoteForError(absl::string_view(begin, avail)))));
     }
     const bool first = first_of_reply && avail == 0;
-    NZB_RETURN_IF_ERROR(ReadMore(Deadline(first ? options_.first_byte_timeout
+    NZB_RETURN_IF_ERROR(ReadMore(Deadline(first ? first_byte_timeout_
                                                 : options_.stall_timeout),
                                  first));
   }

@@ -175,6 +175,10 @@ class Connection {
   // write blocked on another thread returns promptly with CANCELLED. The
   // connection is then unusable. The Connection must outlive the call.
   void Interrupt();
+  // Changes the first-byte timeout for later replies (the broker adapts it to
+  // the provider's measured latency). Same thread as the reads.
+  void SetFirstByteTimeout(absl::Duration d) { first_byte_timeout_ = d; }
+  absl::Duration first_byte_timeout() const { return first_byte_timeout_; }
   // The server's greeting line, e.g. "200 news.example.com ready".
   const std::string& greeting() const { return greeting_; }
   // yEnc metadata of the last ReadBody() (also on DATA_LOSS).
@@ -230,6 +234,7 @@ class Connection {
   void CloseSocket();
 
   const ConnectionOptions options_;
+  absl::Duration first_byte_timeout_;  // starts as options_.first_byte_timeout
   const std::string peer_;
   int fd_ = -1;  // written only by Connect() and CloseSocket(); see fd_mu_
   SSL* ssl_ = nullptr;

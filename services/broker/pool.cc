@@ -69,6 +69,7 @@ struct Pool::Provider {
   bool probe_in_flight = false;
   bool throttled = false;
   double speed_ewma = 0;           // bytes per second
+  double reply_seconds_ewma = 0;   // time to read one reply (≈ time to first byte for small ones)
   int64_t dials = 0, commands = 0;
   int next_conn_id = 1;
   // Metric handles.
@@ -719,12 +720,15 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
 
     std::shared_ptr<FetchOp> op = sent.front();
     bool drain;
+    absl::Duration attempt_timeout;
     {
       Locked lock(this);
       drain = op->finished;
+      attempt_timeout = AttemptTimeoutLocked(pi);
     }
     const absl::Time start = clock_->Now();
     FetchResult result;
+    nntp->SetFirstByteTimeout(attempt_timeout);
     if (drain) {
       result.status = nntp->DiscardBody(options_.drain_limit);
       if (result.status.ok()) result.status = absl::CancelledError("drained");
@@ -749,6 +753,10 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
       conn->in_flight--;
       conn->last_used = clock_->Now();
       p.commands++;
+      if (result.status.ok() || nntp::IsArticleMissing(result.status)) {
+        const double s = absl::ToDoubleSeconds(took);
+        p.reply_seconds_ewma = p.reply_seconds_ewma == 0 ? s : 0.8 * p.reply_seconds_ewma + 0.2 * s;
+      }
       if (result.data && !result.data->empty() && took > absl::ZeroDuration()) {
         const double bps = static_cast<double>(result.data->size()) / absl::ToDoubleSeconds(took);
         p.speed_ewma = p.speed_ewma == 0 ? bps : 0.8 * p.speed_ewma + 0.2 * bps;
@@ -941,6 +949,18 @@ void Pool::ArmThrottleTimerLocked(int pi) {
     MaybeDialLocked(pi);
     DispatchLocked();
   });
+}
+
+absl::Duration Pool::AttemptTimeoutLocked(int pi) {
+  // Adaptive first-byte timeout: 4 × the measured reply time, clamped to
+  // [attempt_timeout_min, attempt_timeout_max] and never above the provider's
+  // configured first_byte_timeout. Unmeasured providers get the maximum.
+  const Provider& p = *providers_[pi];
+  absl::Duration t = options_.attempt_timeout_max;
+  if (p.reply_seconds_ewma > 0) {
+    t = std::clamp(absl::Seconds(4 * p.reply_seconds_ewma), options_.attempt_timeout_min, options_.attempt_timeout_max);
+  }
+  return std::min(t, p.o.connection.first_byte_timeout);
 }
 
 absl::Duration Pool::JitterLocked() {

@@ -276,6 +276,7 @@ class Pool {
   TimerKey AddTimerLocked(absl::Time when, std::function<void()> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerMain();
   absl::Duration JitterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration AttemptTimeoutLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<Provider> MakeProvider(const ProviderOptions& o);
 

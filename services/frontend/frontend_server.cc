@@ -689,7 +689,6 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     s->gen = ++stream_gen_;
     s->prefix = Head(plan.status, plan.headers, plan.content_length, WillClose(false));
     if (s->multipart) s->prefix += PartHeader(plan, s->content_type, s->parts[0], size);
-    plan_boundary_ = plan.boundary;
     s->session = std::shared_ptr<const StreamSession>(server_->deps_.fetcher->OpenSession(path_));
     status_ = plan.status;
     if (last_end_ >= 0 && s->parts[0].first != last_end_) server_->metrics_->Seek();
@@ -915,7 +914,6 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   absl::Time request_start_;
   std::unique_ptr<Stream> stream_;
   uint64_t stream_gen_ = 0;
-  std::string plan_boundary_;
   int status_ = 200;
   int64_t last_end_ = -1;
   bool watching_ = false;

@@ -1,0 +1,82 @@
+// nzbmesh importer: import queue, workers, catalog and health sweeps over
+// PostgreSQL.
+//   importer --config=nzbmesh.yaml
+// Several importers may share one database (jobs are claimed with
+// FOR UPDATE SKIP LOCKED). SIGTERM: stop claiming, requeue running jobs,
+// drain gRPC calls for shutdown_grace.
+#include <signal.h>
+
+#include "common/config/config.h"
+#include "common/grpc/credentials.h"
+#include "common/log/log.h"
+#include "common/metrics/metrics.h"
+#include "common/service/service_main.h"
+#include "services/importer/broker_client.h"
+#include "services/importer/health.h"
+#include "services/importer/importer_config.h"
+#include "services/importer/importer_metrics.h"
+#include "services/importer/importer_service.h"
+#include "services/importer/job_queue.h"
+#include "services/importer/pipeline.h"
+#include "services/importer/store.h"
+#include "services/importer/watch_folder.h"
+#include "services/importer/worker.h"
+
+int main(int argc, char** argv) {
+  using namespace nzbmesh;
+  using namespace nzbmesh::importer;
+  signal(SIGPIPE, SIG_IGN);  // a dropped database socket must not kill us
+  const std::string config_path = InitService(argc, argv, "importer", "nzbmesh importer: import queue and catalog");
+  auto file = config::ConfigFile::Load(config_path);
+  if (!file.ok()) {
+    log::Error("cannot load config", {{"error", file.status().ToString()}});
+    return 2;
+  }
+  auto cfg = ParseImporterConfig(*file);
+  if (!cfg.ok()) {
+    log::Error("invalid importer config", {{"error", cfg.status().ToString()}});
+    return 2;
+  }
+  for (const auto& k : cfg->unknown_keys) log::Warning("unknown config key ignored", {{"key", k}});
+
+  metrics::Registry registry;
+  ImporterMetrics metrics(registry);
+  cfg->store.registry = &registry;
+  auto store = Store::Create(cfg->store);
+  if (!store.ok()) {
+    log::Error("cannot open the database", {{"error", store.status().ToString()}});
+    return 1;
+  }
+  auto channel = MakeChannel(cfg->broker, cfg->broker_tls);
+  if (!channel.ok()) {
+    log::Error("invalid broker channel settings", {{"error", channel.status().ToString()}});
+    return 2;
+  }
+  std::unique_ptr<BrokerClient> broker = MakeGrpcBrokerClient(*channel);
+  JobQueue queue(store->get(), cfg->queue, &metrics);
+  ImportPipeline pipeline(broker.get(), cfg->pipeline, &metrics);
+  WorkerPool workers(store->get(), broker.get(), &pipeline, cfg->workers, &metrics);
+  queue.AddListener([&] { workers.Wake(); });
+  HealthSweeper health(store->get(), broker.get(), cfg->health, &metrics);
+  std::unique_ptr<WatchFolder> watch;
+  if (!cfg->watch_dir.empty()) watch = std::make_unique<WatchFolder>(&queue, cfg->watch_dir, cfg->watch_interval);
+
+  ImporterServiceImpl importer_service(&queue);
+  CatalogServiceImpl catalog_service(store->get());
+  auto sm = ServiceMain::Start(cfg->service, {&importer_service, &catalog_service}, &registry);
+  if (!sm.ok()) {
+    log::Error("cannot start", {{"error", sm.status().ToString()}});
+    return 1;
+  }
+  log::Info("importer started", {{"grpc_port", (*sm)->grpc_port()}, {"owner", workers.owner()},
+                                 {"workers", cfg->workers.workers}, {"broker", cfg->broker}});
+  workers.Start();
+  health.Start();
+  if (watch) watch->Start();
+
+  (*sm)->WaitForTermination();
+  if (watch) watch->Stop();
+  health.Stop();
+  workers.Stop();
+  return 0;
+}
