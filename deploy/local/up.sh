@@ -24,7 +24,8 @@ done
 
 ./deploy/local/install-deps.sh
 echo "up.sh: building (first build takes several minutes on 2 cores)"
-bazel build //services/... //tests/fakes/nntp_server:nntp_testserver 2>&1 | tail -3
+bazel build //services/... //tests/fakes/nntp_server:nntp_testserver 2>&1 | tail -1
+BIN="$(bazel info bazel-bin 2>/dev/null)"
 
 mkdir -p "$STATE/logs" "$STATE/spool"
 : > "$STATE/pids"
@@ -46,11 +47,11 @@ start() {  # name, command...
 }
 stop_all() { ./deploy/local/down.sh; }
 
-start nntp-testserver bazel-bin/tests/fakes/nntp_server/nntp_testserver --port="$NNTP_PORT" \
+start nntp-testserver "$BIN"/tests/fakes/nntp_server/nntp_testserver --port="$NNTP_PORT" \
   --spool="$STATE/spool" --user=demo --pass="$NZBMESH_DEMO_NNTP_PASSWORD"
-start broker bazel-bin/services/broker/broker --config="$CONFIG"
+start broker "$BIN"/services/broker/broker --config="$CONFIG"
 for svc in importer frontend speedtest; do
-  bin="bazel-bin/services/$svc/$svc"
+  bin="$BIN/services/$svc/$svc"
   if [ -x "$bin" ]; then start "$svc" "$bin" --config="$CONFIG"; else echo "up.sh: $svc is not built yet; skipped"; fi
 done
 if [ "$with_prometheus" = 1 ]; then
@@ -58,15 +59,14 @@ if [ "$with_prometheus" = 1 ]; then
     --web.listen-address=127.0.0.1:9090 --storage.tsdb.path="$STATE/prometheus"
 fi
 
-# Wait until every gRPC service answers its health check.
+# Wait (bounded) until each service serves its metrics endpoint.
 ok=1
-for port in 50051 50052 50053; do
+for port in 9091 9092 9093 9094; do
   for _ in $(seq 1 100); do
-    if curl -sf -o /dev/null "http://127.0.0.1:$((port - 50051 + 9091))/metrics"; then break; fi
+    if curl -sf -o /dev/null "http://127.0.0.1:$port/metrics"; then break; fi
     sleep 0.1
   done
 done
-sleep 0.2
 while read -r pid name; do
   if ! kill -0 "$pid" 2>/dev/null; then echo "up.sh: $name exited; see $STATE/logs/$name.log" >&2; ok=0; fi
 done < "$STATE/pids"
@@ -80,8 +80,8 @@ nzbmesh is up (logs: $STATE/logs/)
   metrics    http://127.0.0.1:9091/metrics (broker) 9092 (importer) 9093 (frontend) 9094 (speedtest)
   postgres   $NZBMESH_DATABASE_URL
   news       127.0.0.1:$NNTP_PORT (test server; demo NZB: $STATE/spool/demo-video.bin.nzb)
-  try        bazel-bin/services/ctl/nzbmeshctl pool
-             bazel-bin/services/ctl/nzbmeshctl import $STATE/spool/demo-video.bin.nzb --wait
+  try        $BIN/services/ctl/nzbmeshctl pool
+             $BIN/services/ctl/nzbmeshctl import $STATE/spool/demo-video.bin.nzb --wait
 INFO
 [ "$ok" = 1 ] || echo "up.sh: some services failed to start (see above)" >&2
 if [ "$detach" = 1 ]; then exit 0; fi
