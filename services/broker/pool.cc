@@ -663,7 +663,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
       Locked lock(this);
       Provider& p = *providers_[pi];
       auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return conn->stop || shutdown_ || !conn->mine.empty() ||
+        return conn->stop || shutdown_ || p.removed || !conn->mine.empty() ||
                (conn->load() < p.o.pipeline_depth && !p.work.empty());
       };
       if (sent.empty()) {
