@@ -21,6 +21,7 @@ const char* ClassName(TrafficClass c) {
 }
 
 namespace {
+constexpr int kBreakerWindow = 20;
 enum Result { kOk, kMissing, kError, kTimeout, kCancelled, kNumResults };
 const char* ResultName(int r) {
   static const char* names[] = {"ok", "missing", "error", "timeout", "cancelled"};
@@ -64,7 +65,7 @@ struct Pool::Provider {
   std::deque<std::shared_ptr<FetchOp>> work;  // assigned, waiting for a connection
   int64_t slots_used = 0;
   Breaker breaker = Breaker::kClosed;
-  int consecutive_failures = 0;
+  std::deque<bool> outcomes;       // last breaker_window outcomes; true = failure
   absl::Duration open_time;
   bool probe_in_flight = false;
   bool throttled = false;
@@ -712,7 +713,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
     if (!batch.empty()) {
       absl::Status s = nntp->Flush();
       if (!s.ok()) {
-        FailSent(pi, conn, &sent, s);
+        FailSent(pi, conn, &sent, s, /*record_failure=*/true);
         return;
       }
     }
@@ -775,14 +776,16 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
     }
     for (auto& f : to_run) f();
     if (!nntp->usable()) {
-      FailSent(pi, conn, &sent, absl::UnavailableError(absl::StrCat("connection lost: ", nntp->last_error())));
+      // The failure of this connection was recorded with the reply just read.
+      FailSent(pi, conn, &sent, absl::UnavailableError(absl::StrCat("connection lost: ", nntp->last_error())),
+               /*record_failure=*/false);
       return;
     }
   }
 }
 
 void Pool::FailSent(int pi, const std::shared_ptr<Conn>& conn, std::deque<std::shared_ptr<FetchOp>>* sent,
-                    const absl::Status& s) {
+                    const absl::Status& s, bool record_failure) {
   std::vector<std::function<void()>> to_run;
   {
     Locked lock(this);
@@ -794,8 +797,10 @@ void Pool::FailSent(int pi, const std::shared_ptr<Conn>& conn, std::deque<std::s
       if (op->finished) continue;
       FetchResult r;
       r.status = s;
-      AttemptDoneLocked(op, conn->id, std::move(r), true, &to_run);
+      // One lost connection is one provider failure, not one per request on it.
+      AttemptDoneLocked(op, conn->id, std::move(r), /*connection_failed=*/false, &to_run);
     }
+    if (record_failure && !sent->empty()) RecordFailureLocked(pi);
     sent->clear();
     DispatchLocked();
   }
@@ -909,19 +914,27 @@ void Pool::RequeueLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::fu
 
 void Pool::RecordSuccessLocked(int pi) {
   Provider& p = *providers_[pi];
-  p.consecutive_failures = 0;
+  p.outcomes.push_back(false);
+  if (static_cast<int>(p.outcomes.size()) > kBreakerWindow) p.outcomes.pop_front();
   if (p.breaker != Breaker::kClosed) {
     log::Info("provider recovered; circuit closed", {{"provider", p.o.name}});
     p.breaker = Breaker::kClosed;
     p.open_time = options_.breaker_open_time;
+    p.outcomes.clear();
   }
 }
 
 void Pool::RecordFailureLocked(int pi) {
+  // Trips when, among the last kBreakerWindow outcomes, at least
+  // breaker_failure_threshold are failures and they are at least half: a
+  // provider that keeps failing, not a burst of drops among many successes.
   Provider& p = *providers_[pi];
-  p.consecutive_failures++;
+  p.outcomes.push_back(true);
+  if (static_cast<int>(p.outcomes.size()) > kBreakerWindow) p.outcomes.pop_front();
+  const int failures = static_cast<int>(std::count(p.outcomes.begin(), p.outcomes.end(), true));
   const bool trip = p.breaker == Breaker::kHalfOpen ||
-                    (p.breaker == Breaker::kClosed && p.consecutive_failures >= options_.breaker_failure_threshold);
+                    (p.breaker == Breaker::kClosed && failures >= options_.breaker_failure_threshold &&
+                     2 * failures >= static_cast<int>(p.outcomes.size()));
   if (!trip) return;
   if (p.breaker == Breaker::kHalfOpen) p.open_time = std::min(p.open_time * 2, options_.max_breaker_open_time);
   p.breaker = Breaker::kOpen;

@@ -85,7 +85,10 @@ struct PoolOptions {
   absl::Duration retry_delay_max = absl::Milliseconds(150);
   absl::Duration throttle_restore = absl::Seconds(30);       // R6
   absl::Duration drain_limit = absl::Seconds(5);             // B10
-  int breaker_failure_threshold = 5;                         // consecutive failures
+  // Circuit breaker: opens when, of the provider's last 20 outcomes, at least
+  // this many are failures (dials, timeouts, lost connections) and they are
+  // at least half.
+  int breaker_failure_threshold = 5;
   absl::Duration breaker_open_time = absl::Seconds(15);      // before a half-open probe
   absl::Duration max_breaker_open_time = absl::Minutes(5);
   // Attempt timeout (first byte): adapted to the measured time to first byte
@@ -261,7 +264,7 @@ class Pool {
   void FinishRawLocked(FetchOp* op, FetchResult result, std::vector<std::function<void()>>* to_run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailSent(int p, const std::shared_ptr<Conn>& conn, std::deque<std::shared_ptr<FetchOp>>* sent,
-                const absl::Status& s);
+                const absl::Status& s, bool record_failure);
 
   // Connection threads.
   void ConnectionMain(int p, std::shared_ptr<Conn> conn);

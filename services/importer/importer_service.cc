@@ -33,25 +33,26 @@ void ToProto(const CatalogEntry& e, v1::Entry* out) {
 }
 
 namespace {
-void SegmentsToProto(const std::vector<LayoutSegment>& in, google::protobuf::RepeatedPtrField<v1::Segment>* out) {
+// Moves the message-ids: a 70,000-segment layout is ~3 MB of strings.
+void SegmentsToProto(std::vector<LayoutSegment>&& in, google::protobuf::RepeatedPtrField<v1::Segment>* out) {
   out->Reserve(static_cast<int>(in.size()));
-  for (const auto& s : in) {
+  for (auto& s : in) {
     v1::Segment* p = out->Add();
-    p->set_message_id(s.message_id);
+    p->set_message_id(std::move(s.message_id));
     p->set_offset(s.offset);
     p->set_size(s.size);
   }
 }
 }  // namespace
 
-void ToProto(const FileLayoutRecord& l, v1::FileLayout* out) {
+void ToProto(FileLayoutRecord&& l, v1::FileLayout* out) {
   ToProto(l.entry, out->mutable_entry());
-  SegmentsToProto(l.segments, out->mutable_segments());
-  for (const auto& v : l.volumes) {
+  SegmentsToProto(std::move(l.segments), out->mutable_segments());
+  for (auto& v : l.volumes) {
     v1::Volume* pv = out->add_volumes();
     pv->set_name(v.name);
     pv->set_size(v.size);
-    SegmentsToProto(v.segments, pv->mutable_segments());
+    SegmentsToProto(std::move(v.segments), pv->mutable_segments());
   }
   for (const auto& e : l.extents) {
     v1::Extent* pe = out->add_extents();
@@ -136,7 +137,7 @@ grpc::Status CatalogServiceImpl::GetFileLayout(grpc::ServerContext*, const v1::G
                                                v1::FileLayout* resp) {
   auto l = store_->GetFileLayout(req->path());
   if (!l.ok()) return ToGrpcStatus(l.status());
-  ToProto(*l, resp);
+  ToProto(std::move(*l), resp);
   return grpc::Status::OK;
 }
 

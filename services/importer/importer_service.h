@@ -51,7 +51,7 @@ class CatalogServiceImpl final : public v1::Catalog::Service {
 // Conversions (exposed for tests).
 void ToProto(const JobRecord& job, v1::Job* out);
 void ToProto(const CatalogEntry& e, v1::Entry* out);
-void ToProto(const FileLayoutRecord& l, v1::FileLayout* out);
+void ToProto(FileLayoutRecord&& l, v1::FileLayout* out);  // moves the strings
 
 }  // namespace nzbmesh::importer
 

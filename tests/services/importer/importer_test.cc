@@ -128,9 +128,9 @@ TEST_F(ImportTest, PlainMultiFileReleaseReadsBackByteExact) {
   EXPECT_EQ(layout.segments(2).size(), 50000);  // derived, not fetched
   FileLayoutRecord rec;
   for (const auto& s : layout.segments()) rec.segments.push_back({s.message_id(), s.offset(), s.size()});
-  EXPECT_EQ(Sha256(ReadThroughBroker(rec)), Sha256(contents_["plain-a"]));
   // Only the first article of each file was fetched (plus STATs).
   EXPECT_EQ(nntp_->calls(a.segments[1].message_id), 1);  // STAT only
+  EXPECT_EQ(Sha256(ReadThroughBroker(rec)), Sha256(contents_["plain-a"]));
 
   {
     grpc::ClientContext ctx;
@@ -388,8 +388,9 @@ TEST_F(QueueTest, CancelAndRetryFollowTheStateMachine) {
 TEST_F(QueueTest, SubmissionDefaultsComeFromTheNzbMeta) {
   JobQueue q(store_.get(), JobQueue::Options{}, nullptr);
   Submission s;
-  s.nzb = "<nzb><head><meta type=\"name\">Meta Name</meta><meta type=\"category\">docs</meta>"
-          "<meta type=\"password\">pw</meta></head></nzb>";
+  NzbOptions o;
+  o.meta = {{"name", "Meta Name"}, {"category", "docs"}, {"password", "pw"}};
+  s.nzb = MakeNzb({Post("x.mkv", 100, 100, "meta")}, o);
   s.filename = "ignored.nzb";
   auto r = q.Submit(s);
   ASSERT_TRUE(r.ok()) << r.status();
