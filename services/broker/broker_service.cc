@@ -36,11 +36,29 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
       Finish(ToGrpcStatus(cls.status()));
       return;
     }
-    chunk_ = req->chunk_bytes() == 0 ? kDefaultChunk : std::clamp<uint32_t>(req->chunk_bytes(), 4096, 4 << 20);
     FetchRequest fr;
     fr.message_id = req->message_id();
     fr.traffic_class = *cls;
     fr.session_id = req->stream_session_id();
+    fr.only_provider = req->provider();
+    Start(pool, ctx, std::move(fr), req->chunk_bytes());
+  }
+
+  // FetchCandidateSegment: the same stream from a temporary pool, which the
+  // reactor keeps alive until the call ends.
+  FetchReactor(std::shared_ptr<Pool> pool, grpc::CallbackServerContext* ctx, const std::string& message_id,
+               uint32_t chunk_bytes)
+      : keep_pool_(std::move(pool)) {
+    FetchRequest fr;
+    fr.message_id = message_id;
+    fr.traffic_class = TrafficClass::kSpeedTest;
+    Start(keep_pool_.get(), ctx, std::move(fr), chunk_bytes);
+  }
+
+  explicit FetchReactor(const absl::Status& error) { Finish(ToGrpcStatus(error)); }
+
+  void Start(Pool* pool, grpc::CallbackServerContext* ctx, FetchRequest fr, uint32_t chunk_bytes) {
+    chunk_ = chunk_bytes == 0 ? kDefaultChunk : std::clamp<uint32_t>(chunk_bytes, 4096, 4 << 20);
     fr.deadline = DeadlineOf(ctx);
     // Hold a reference so the reactor outlives a callback racing OnDone.
     self_ = std::make_shared<Shared>();
@@ -136,6 +154,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
     StartWrite(&next_);
   }
 
+  std::shared_ptr<Pool> keep_pool_;  // temporary pools only
   std::shared_ptr<Shared> self_;
   std::shared_ptr<FetchOp> op_;
   FetchResult result_;
@@ -354,6 +373,37 @@ grpc::ServerWriteReactor<v1::FetchSegmentResponse>* BrokerService::FetchSegment(
   return new FetchReactor(pool_, ctx, req);
 }
 
+grpc::ServerWriteReactor<v1::FetchSegmentResponse>* BrokerService::FetchCandidateSegment(
+    grpc::CallbackServerContext* ctx, const v1::FetchCandidateSegmentRequest* req) {
+  if (candidates_ == nullptr) {
+    return new FetchReactor(absl::UnimplementedError("this broker has no candidate pools"));
+  }
+  auto options = FromProto(req->provider());
+  if (!options.ok()) return new FetchReactor(options.status());
+  auto pool = candidates_->Acquire(*options);
+  if (!pool.ok()) return new FetchReactor(pool.status());
+  return new FetchReactor(std::move(*pool), ctx, req->message_id(), req->chunk_bytes());
+}
+
+absl::StatusOr<ProviderOptions> FromProto(const v1::ProviderConfig& p) {
+  if (p.host().empty() || p.port() <= 0 || p.port() > 65535) {
+    return absl::InvalidArgumentError("provider.host and provider.port are required");
+  }
+  ProviderOptions o;
+  o.name = p.name().empty() ? absl::StrCat("candidate-", p.host()) : p.name();
+  o.connection.host = p.host();
+  o.connection.port = p.port();
+  o.connection.tls = p.tls() == v1::IMPLICIT   ? nntp::TlsMode::kImplicit
+                     : p.tls() == v1::STARTTLS ? nntp::TlsMode::kStartTls
+                                               : nntp::TlsMode::kNone;
+  o.connection.tls_verify = !p.tls_skip_verify();
+  o.connection.username = p.username();
+  o.connection.password = p.password();
+  o.max_connections = p.max_connections() > 0 ? p.max_connections() : 1;
+  o.pipeline_depth = p.pipeline_depth() > 0 ? p.pipeline_depth() : 1;
+  return o;
+}
+
 grpc::ServerWriteReactor<v1::StatSegmentsResponse>* BrokerService::StatSegments(grpc::CallbackServerContext* ctx,
                                                                                 const v1::StatSegmentsRequest* req) {
   return new StatReactor(pool_, ctx, req);
@@ -440,8 +490,9 @@ grpc::ServerUnaryReactor* BrokerService::TestProvider(grpc::CallbackServerContex
                                                       v1::TestProviderResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   const auto& p = req->provider();
-  if (p.host().empty() || p.port() <= 0 || p.port() > 65535) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "provider.host and provider.port are required"));
+  auto candidate = FromProto(p);
+  if (!candidate.ok()) {
+    reactor->Finish(ToGrpcStatus(candidate.status()));
     return reactor;
   }
   const std::string key = absl::StrCat(p.host(), ":", p.port(), ":", p.username());
@@ -456,16 +507,8 @@ grpc::ServerUnaryReactor* BrokerService::TestProvider(grpc::CallbackServerContex
     testing_[key]++;
   }
   // Dial on a separate thread: never block a gRPC callback thread on the network.
-  std::thread([this, reactor, resp, p, key] {
-    nntp::ConnectionOptions o;
-    o.host = p.host();
-    o.port = p.port();
-    o.tls = p.tls() == v1::IMPLICIT ? nntp::TlsMode::kImplicit
-            : p.tls() == v1::STARTTLS ? nntp::TlsMode::kStartTls
-                                      : nntp::TlsMode::kNone;
-    o.tls_verify = !p.tls_skip_verify();
-    o.username = p.username();
-    o.password = p.password();
+  std::thread([this, reactor, resp, candidate = *candidate, key] {
+    const nntp::ConnectionOptions o = candidate.connection;
     const absl::Time t0 = absl::Now();
     auto conn = nntp::Connection::Dial(o);
     const absl::Time t1 = absl::Now();

@@ -8,14 +8,16 @@
 #include <atomic>
 
 #include "nzbmesh/broker/v1/broker.grpc.pb.h"
+#include "services/broker/candidate_pools.h"
 #include "services/broker/pool.h"
 
 namespace nzbmesh::broker {
 
 class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService {
  public:
-  // `pool` must outlive the service.
-  explicit BrokerService(Pool* pool) : pool_(pool) {}
+  // `pool` (and `candidates`, which may be null: FetchCandidateSegment is then
+  // UNIMPLEMENTED) must outlive the service.
+  explicit BrokerService(Pool* pool, CandidatePools* candidates = nullptr) : pool_(pool), candidates_(candidates) {}
 
   // Ends every open session and lease stream (used before server shutdown so
   // the grace period is not spent on calls that never end by themselves).
@@ -31,6 +33,8 @@ class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService 
                                                                      const v1::AcquireImportLeaseRequest* req) override;
   grpc::ServerUnaryReactor* GetPoolStatus(grpc::CallbackServerContext* ctx, const v1::GetPoolStatusRequest* req,
                                           v1::PoolStatus* resp) override;
+  grpc::ServerWriteReactor<v1::FetchSegmentResponse>* FetchCandidateSegment(
+      grpc::CallbackServerContext* ctx, const v1::FetchCandidateSegmentRequest* req) override;
   grpc::ServerUnaryReactor* TestProvider(grpc::CallbackServerContext* ctx, const v1::TestProviderRequest* req,
                                          v1::TestProviderResponse* resp) override;
 
@@ -38,6 +42,7 @@ class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService 
 
  private:
   Pool* const pool_;
+  CandidatePools* const candidates_;
   absl::Mutex mu_;  // protects long_lived_ and ending_
   std::set<LongLived*> long_lived_ ABSL_GUARDED_BY(mu_);
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
@@ -46,6 +51,8 @@ class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService 
 };
 
 absl::StatusOr<TrafficClass> FromProto(v1::TrafficClass c);
+// A candidate provider from the API (TestProvider, FetchCandidateSegment).
+absl::StatusOr<ProviderOptions> FromProto(const v1::ProviderConfig& p);
 
 }  // namespace nzbmesh::broker
 

@@ -13,6 +13,7 @@
 #include "common/service/service_main.h"
 #include "services/broker/broker_config.h"
 #include "services/broker/broker_service.h"
+#include "services/broker/candidate_pools.h"
 #include "services/broker/pool.h"
 
 int main(int argc, char** argv) {
@@ -37,7 +38,15 @@ int main(int argc, char** argv) {
     log::Error("invalid broker config", {{"error", pool.status().ToString()}});
     return 2;
   }
-  broker::BrokerService service(pool->get());
+  broker::CandidatePoolsOptions candidate_options;
+  candidate_options.pool_template = cfg->pool;
+  candidate_options.pool_template.providers.clear();
+  auto candidates = broker::CandidatePools::Create(candidate_options);
+  if (!candidates.ok()) {
+    log::Error("cannot create candidate pools", {{"error", candidates.status().ToString()}});
+    return 1;
+  }
+  broker::BrokerService service(pool->get(), candidates->get());
   auto sm = ServiceMain::Start(cfg->service, {&service}, &registry);
   if (!sm.ok()) {
     log::Error("cannot start", {{"error", sm.status().ToString()}});
@@ -67,6 +76,7 @@ int main(int argc, char** argv) {
   reloader.detach();
 
   (*sm)->WaitForTermination();
+  (*candidates)->Shutdown();
   (*pool)->Shutdown();
   return 0;
 }

@@ -250,7 +250,19 @@ std::shared_ptr<FetchOp> Pool::Fetch(FetchRequest request, std::function<void(Fe
     op->seq = next_id_++;
     const int cls = static_cast<int>(op->req.traffic_class);
     FetchResult reject;
-    if (op->req.message_id.empty()) {
+    if (!op->req.only_provider.empty()) {
+      bool found = false;
+      for (int i = 0; i < static_cast<int>(providers_.size()); ++i) {
+        if (providers_[i]->removed || providers_[i]->o.name != op->req.only_provider) {
+          op->excluded.insert(i);
+        } else {
+          found = true;
+        }
+      }
+      if (!found) reject.status = absl::NotFoundError(absl::StrCat("no provider named \"", op->req.only_provider, "\""));
+    }
+    if (!reject.status.ok()) {
+    } else if (op->req.message_id.empty()) {
       reject.status = absl::InvalidArgumentError("message_id is empty");
     } else if (shutdown_) {
       reject.status = absl::UnavailableError("broker is shutting down");

@@ -105,6 +105,7 @@ struct FetchRequest {
   uint64_t session_id = 0;          // 0 = no stream session
   absl::Time deadline = absl::InfiniteFuture();
   bool stat_only = false;           // STAT instead of BODY
+  std::string only_provider;        // "" = any; else this provider only, no failover
 };
 
 struct FetchResult {

@@ -13,7 +13,6 @@
 
 namespace nzbmesh::importer {
 
-namespace v1 = ::nzbmesh::importer::v1;
 
 class ImporterServiceImpl final : public v1::Importer::Service {
  public:

@@ -441,9 +441,8 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
                                      ? " (no password was given)"
                                      : " (encrypted archives cannot be streamed, even with the password)");
       }
-      if (mapping->rejection == ArchiveRejection::kCorrupt) {
-        return ImportFailure(FailureReason::kUnsupportedArchive, detail);
-      }
+      // Corrupt headers are reported as unsupported too: the set cannot be
+      // streamed and re-downloading the same articles will not change that.
       return ImportFailure(FailureReason::kUnsupportedArchive, detail);
     }
     const int base = static_cast<int>(plan.volumes.size());

@@ -40,10 +40,8 @@ void WorkerPool::Start() {
 }
 
 void WorkerPool::Stop() {
-  if (stopping_.exchange(true)) {
-    // Another caller is stopping (or did): wait only for our threads below.
-  }
-  broker_->Shutdown();
+  stopping_.store(true);
+  broker_->Shutdown();  // unblocks workers waiting for a lease
   Wake();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

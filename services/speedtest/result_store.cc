@@ -53,8 +53,9 @@ absl::StatusOr<std::unique_ptr<PgResultStore>> PgResultStore::Create(const std::
   absl::MutexLock lock(&store->mu_);
   absl::Status s = store->ConnectLocked();
   if (!s.ok()) return s;
+  pqxx::connection& conn = *store->conn_;
   s = Guard("creating the schema", [&] {
-    pqxx::work w(*store->conn_);
+    pqxx::work w(conn);
     w.exec_params("SELECT pg_advisory_xact_lock($1)", kSchemaLock);
     w.exec(kSchema);
     w.commit();
@@ -68,15 +69,19 @@ PgResultStore::~PgResultStore() = default;
 absl::Status PgResultStore::ConnectLocked() {
   if (conn_ && conn_->is_open()) return absl::OkStatus();
   conn_.reset();
-  return Guard("connecting", [&] { conn_ = std::make_unique<pqxx::connection>(url_); });
+  std::unique_ptr<pqxx::connection> fresh;
+  absl::Status s = Guard("connecting", [&] { fresh = std::make_unique<pqxx::connection>(url_); });
+  if (s.ok()) conn_ = std::move(fresh);
+  return s;
 }
 
 absl::Status PgResultStore::Insert(const v1::SpeedTestResult& r) {
   absl::MutexLock lock(&mu_);
   absl::Status s = ConnectLocked();
   if (!s.ok()) return s;
+  pqxx::connection& conn = *conn_;
   s = Guard("recording a result", [&] {
-    pqxx::work w(*conn_);
+    pqxx::work w(conn);
     w.exec_params(
         "INSERT INTO speedtest_results (provider, started_unix_ms, duration_seconds, megabytes_per_second, "
         "ttfb_median_seconds, ttfb_p95_seconds, bytes, articles, errors, missing, connections_used) "
@@ -94,8 +99,9 @@ absl::StatusOr<std::vector<v1::SpeedTestResult>> PgResultStore::List(const std::
   absl::Status s = ConnectLocked();
   if (!s.ok()) return s;
   std::vector<v1::SpeedTestResult> out;
+  pqxx::connection& conn = *conn_;
   s = Guard("listing results", [&] {
-    pqxx::read_transaction t(*conn_);
+    pqxx::read_transaction t(conn);
     pqxx::result rows = t.exec_params(
         "SELECT provider, started_unix_ms, duration_seconds, megabytes_per_second, ttfb_median_seconds, "
         "ttfb_p95_seconds, bytes, articles, errors, missing, connections_used FROM speedtest_results "

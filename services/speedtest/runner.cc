@@ -147,11 +147,20 @@ void Worker(bv1::Broker::StubInterface* broker, const RunSpec& spec, RunState* s
     std::string id;
     if (!state->Next(cancel, &id, &ctx)) return;
     ctx.set_deadline(absl::ToChronoTime(end));
-    bv1::FetchSegmentRequest req;
-    req.set_message_id(id);
-    req.set_traffic_class(bv1::SPEEDTEST);
     const absl::Time t0 = absl::Now();
-    auto reader = broker->FetchSegment(&ctx, req);
+    std::unique_ptr<grpc::ClientReaderInterface<bv1::FetchSegmentResponse>> reader;
+    if (spec.has_candidate) {
+      bv1::FetchCandidateSegmentRequest req;
+      *req.mutable_provider() = spec.candidate;
+      req.set_message_id(id);
+      reader = broker->FetchCandidateSegment(&ctx, req);
+    } else {
+      bv1::FetchSegmentRequest req;
+      req.set_message_id(id);
+      req.set_traffic_class(bv1::SPEEDTEST);
+      req.set_provider(spec.provider);
+      reader = broker->FetchSegment(&ctx, req);
+    }
     bv1::FetchSegmentResponse resp;
     bool first = true, counted = false;
     double ttfb = 0;
@@ -159,7 +168,7 @@ void Worker(bv1::Broker::StubInterface* broker, const RunSpec& spec, RunState* s
       if (first) {
         first = false;
         ttfb = absl::ToDoubleSeconds(absl::Now() - t0);
-        counted = resp.metadata().provider() == spec.provider;
+        counted = spec.has_candidate || resp.metadata().provider() == spec.provider;
       }
       if (counted) state->AddBytes(static_cast<int64_t>(resp.data().size()));
     }
@@ -184,11 +193,15 @@ absl::StatusOr<v1::SpeedTestResult> ExecuteRun(bv1::Broker::StubInterface* broke
                                                const std::atomic<bool>* cancel) {
   if (spec.message_ids.empty()) return absl::InvalidArgumentError("speed test: no test articles");
   if (spec.duration <= absl::ZeroDuration()) return absl::InvalidArgumentError("speed test: duration must be > 0");
-  auto provider = FindProvider(broker, spec);
-  if (!provider.ok()) return provider.status();
-
+  int provider_max = 1;
+  if (spec.has_candidate) {
+    provider_max = std::max(1, spec.candidate.max_connections()) * std::max(1, spec.candidate.pipeline_depth());
+  } else {
+    auto provider = FindProvider(broker, spec);
+    if (!provider.ok()) return provider.status();
+    provider_max = std::max(1, provider->max_connections() * std::max(1, provider->pipeline_depth()));
+  }
   int concurrency = spec.concurrency;
-  const int provider_max = std::max(1, provider->max_connections() * std::max(1, provider->pipeline_depth()));
   if (concurrency <= 0 || concurrency > provider_max) concurrency = provider_max;
 
   const absl::Time start = absl::Now();
@@ -203,6 +216,7 @@ absl::StatusOr<v1::SpeedTestResult> ExecuteRun(bv1::Broker::StubInterface* broke
   // Progress and connection sampling until the workers stop issuing.
   int32_t max_busy = 0;
   auto sample = [&] {
+    if (spec.has_candidate) return;  // temporary pools are not in GetPoolStatus
     auto p = FindProvider(broker, spec);
     if (p.ok()) max_busy = std::max(max_busy, p->connections_busy());
   };
@@ -234,7 +248,7 @@ absl::StatusOr<v1::SpeedTestResult> ExecuteRun(bv1::Broker::StubInterface* broke
   r.set_duration_seconds(secs);
   r.set_megabytes_per_second(r.bytes() / 1e6 / secs);
   if (max_busy == 0 && r.articles() > 0) max_busy = 1;  // every sample fell between fetches
-  r.set_connections_used(std::min<int32_t>(max_busy, provider->max_connections()));
+  r.set_connections_used(std::min<int32_t>(max_busy, std::max(1, provider_max)));
   r.set_started_unix_ms(absl::ToUnixMillis(start));
   if (r.bytes() == 0 && r.articles() == 0 && r.errors() > 0) {
     absl::Status e = state.last_error();

@@ -3,9 +3,10 @@
 // Workers (one thread each, `concurrency` of them) fetch the test articles in
 // order, cycling, until the duration or the byte budget is reached, the run
 // is cancelled, or a whole pass produced no byte from the provider under
-// test. Only bytes served by that provider count (SegmentMetadata.provider):
-// FetchSegmentRequest names no provider, so an article the broker served from
-// another provider is skipped, neither counted nor an error. Time to first
+// test. Requests name the provider (FetchSegmentRequest.provider: no
+// failover), and only bytes the metadata says that provider served count. A
+// candidate provider (not in the pool) is fetched through the broker's
+// FetchCandidateSegment, i.e. a temporary pool inside the broker. Time to first
 // byte is measured from the call's start to its first response (it includes
 // queueing at the broker: a speed test yields to every other class).
 // The calling thread reports progress every `progress_interval` and samples
@@ -26,7 +27,9 @@
 namespace nzbmesh::speedtest {
 
 struct RunSpec {
-  std::string provider;                  // name in the broker's pool
+  std::string provider;                  // name in the broker's pool (a label for candidates)
+  bool has_candidate = false;            // test `candidate` instead of a pool provider
+  nzbmesh::broker::v1::ProviderConfig candidate;
   std::vector<std::string> message_ids;  // test articles; must not be empty
   absl::Duration duration = absl::Seconds(10);  // > 0
   int64_t max_bytes = 0;                 // 0 = no byte limit

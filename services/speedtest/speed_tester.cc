@@ -169,6 +169,8 @@ void SpeedTester::RunMain(std::string provider, std::shared_ptr<Run> run, v1::Ru
                           std::vector<std::string> ids) {
   RunSpec spec;
   spec.provider = provider;
+  spec.has_candidate = request.has_candidate();
+  if (spec.has_candidate) spec.candidate = request.candidate();
   spec.message_ids = std::move(ids);
   spec.duration = request.duration_seconds() > 0 ? absl::Seconds(request.duration_seconds())
                                                  : options_.default_duration;

@@ -7,7 +7,9 @@
 #include "common/grpc/credentials.h"
 #include "common/service/service_main.h"
 #include "nzbmesh/broker/v1/broker.grpc.pb.h"
+#include "common/time/clock.h"
 #include "services/broker/broker_service.h"
+#include "services/broker/candidate_pools.h"
 #include "tests/services/broker/storm_fixture.h"
 
 namespace nzbmesh::broker {
@@ -19,7 +21,10 @@ class BrokerServiceTest : public StormTest {
  protected:
   void StartBroker(PoolOptions o) {
     MakePool(o);
-    service_ = std::make_unique<BrokerService>(pool_.get());
+    CandidatePoolsOptions co;
+    co.clock = &clock_;
+    candidates_ = std::move(*CandidatePools::Create(co));
+    service_ = std::make_unique<BrokerService>(pool_.get(), candidates_.get());
     ServiceOptions so;
     so.name = "broker";
     auto sm = ServiceMain::Start(so, {service_.get()}, &registry_);
@@ -38,8 +43,11 @@ class BrokerServiceTest : public StormTest {
   }
   void TearDown() override {
     if (sm_) sm_->Shutdown(absl::Seconds(2));
+    if (candidates_) candidates_->Shutdown();
     StormTest::TearDown();
   }
+  SimulatedClock clock_;
+  std::unique_ptr<CandidatePools> candidates_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<ServiceMain> sm_;
   std::unique_ptr<v1::Broker::Stub> stub_;
@@ -233,6 +241,65 @@ TEST_F(BrokerServiceTest, TestProviderDialsAuthenticatesAndPings) {
     EXPECT_FALSE(resp.ok());
     EXPECT_NE(resp.error().find("UNAUTHENTICATED"), std::string::npos) << resp.error();
   }
+}
+
+TEST_F(BrokerServiceTest, ProviderFieldRestrictsAFetchToOneProviderWithoutFailover) {
+  FakeNntpServer* a = StartServer();
+  FakeNntpServer* b = StartServer();
+  auto ids = Post({a}, 1, 1000);
+  PoolOptions o;
+  o.providers = {Provider("a", a, 2, 2), Provider("b", b, 2, 2)};
+  StartBroker(o);
+  auto fetch = [&](const std::string& provider) {
+    grpc::ClientContext ctx;
+    v1::FetchSegmentRequest req;
+    req.set_message_id(ids[0]);
+    req.set_traffic_class(v1::SPEEDTEST);
+    req.set_provider(provider);
+    auto reader = stub_->FetchSegment(&ctx, req);
+    v1::FetchSegmentResponse resp;
+    while (reader->Read(&resp)) {
+    }
+    return reader->Finish();
+  };
+  EXPECT_EQ(fetch("b").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(a->calls(ids[0]), 0);
+  EXPECT_TRUE(fetch("a").ok());
+  EXPECT_EQ(fetch("nope").error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(BrokerServiceTest, T4_CandidateProviderReusesOneTemporaryPoolThenClosesIt) {
+  FakeNntpServer* main = StartServer();
+  FakeNntpServer* candidate = StartServer();
+  auto ids = Post({candidate}, 2, 50000);
+  PoolOptions o;
+  o.providers = {Provider("main", main, 2, 2)};
+  StartBroker(o);
+  auto fetch = [&](const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::FetchCandidateSegmentRequest req;
+    req.mutable_provider()->set_host("127.0.0.1");
+    req.mutable_provider()->set_port(candidate->port());
+    req.mutable_provider()->set_max_connections(2);
+    req.set_message_id(id);
+    auto reader = stub_->FetchCandidateSegment(&ctx, req);
+    v1::FetchSegmentResponse resp;
+    std::string bytes;
+    while (reader->Read(&resp)) bytes += resp.data();
+    EXPECT_TRUE(reader->Finish().ok());
+    return bytes;
+  };
+  EXPECT_EQ(fetch(ids[0]), data_[ids[0]]);
+  const int dials = candidate->connections_accepted();
+  clock_.AdvanceTime(absl::Minutes(1));
+  EXPECT_EQ(fetch(ids[1]), data_[ids[1]]);
+  EXPECT_EQ(candidate->connections_accepted(), dials);  // one set of dials
+  EXPECT_LE(candidate->max_concurrent_connections(), 2);
+  EXPECT_EQ(main->total_commands(), 0);  // never through the running pool
+  clock_.AdvanceTime(absl::Minutes(6));
+  ASSERT_TRUE(WaitUntil([&] { return candidate->current_connections() == 0; }, absl::Seconds(10)));
+  candidates_->Shutdown();
+  candidates_->Shutdown();  // idempotent
 }
 
 }  // namespace

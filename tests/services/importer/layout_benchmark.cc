@@ -2,6 +2,7 @@
 // is created and dropped per run):
 //   BM_GetFileLayout70k          Store::GetFileLayout of a 70,000-segment file
 //   BM_GetFileLayout70kToProto   the same plus the gRPC response conversion
+//   BM_GetFileLayout70kGrpc      the Catalog.GetFileLayout RPC over loopback
 //   BM_CompleteJob70k            writing a 70,000-segment release (one transaction)
 //   BM_ParseNzb70k               parsing its NZB (the analysis parser)
 // Built with NZB_BENCH_10M (target catalog_10m_benchmark, manual): first fills
@@ -12,9 +13,13 @@
 #include <iostream>
 
 #include <benchmark/benchmark.h>
+#include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/grpc/credentials.h"
+#include "common/metrics/metrics.h"
+#include "common/service/service_main.h"
 #include "services/importer/analysis/nzb_parser.h"
 #include "services/importer/importer_service.h"
 #include "services/importer/store.h"
@@ -82,6 +87,30 @@ void BM_GetFileLayout70kToProto(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_GetFileLayout70kToProto)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_GetFileLayout70kGrpc(benchmark::State& state) {
+  CatalogServiceImpl service(env->store.get());
+  metrics::Registry registry;
+  auto sm = ServiceMain::Start({.name = "importer", .grpc_listen = "127.0.0.1:0", .metrics_listen = ""}, {&service},
+                               &registry);
+  if (!sm.ok()) {
+    state.SkipWithError("cannot start the catalog service");
+    return;
+  }
+  auto stub = v1::Catalog::NewStub(*MakeChannel(absl::StrCat("127.0.0.1:", (*sm)->grpc_port()), {}));
+  for (auto _ : state) {
+    grpc::ClientContext ctx;
+    v1::GetFileLayoutRequest req;
+    req.set_path("/bench/bench-0/big.mkv");
+    v1::FileLayout resp;
+    if (!stub->GetFileLayout(&ctx, req, &resp).ok() || resp.segments_size() != kSegments) {
+      state.SkipWithError("GetFileLayout RPC failed");
+    }
+    state.counters["response_bytes"] = static_cast<double>(resp.ByteSizeLong());
+  }
+  (*sm)->Shutdown(absl::Seconds(1));
+}
+BENCHMARK(BM_GetFileLayout70kGrpc)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 #ifndef NZB_BENCH_10M
 void BM_CompleteJob70k(benchmark::State& state) {
@@ -151,6 +180,14 @@ int main(int argc, char** argv) {
   }
   std::cerr << "filled " << e.catalog_segments << " segments in " << absl::FormatDuration(absl::Now() - start)
             << "\n";
+  {
+    pqxx::connection conn(e.db->url());
+    pqxx::nontransaction n(conn);
+    pqxx::row r = n.exec1(
+        "SELECT sum(segment_count), count(*), pg_size_pretty(pg_total_relation_size('layouts')) FROM layouts");
+    std::cerr << "database: " << r[0].c_str() << " segments in " << r[1].c_str() << " layout rows, " << r[2].c_str()
+              << "\n";
+  }
 #endif
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

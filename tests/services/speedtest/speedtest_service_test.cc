@@ -17,6 +17,7 @@
 #include "nzbmesh/broker/v1/broker.grpc.pb.h"
 #include "nzbmesh/speedtest/v1/speedtest.grpc.pb.h"
 #include "services/broker/broker_service.h"
+#include "services/broker/candidate_pools.h"
 #include "services/broker/pool.h"
 #include "services/speedtest/result_store.h"
 #include "services/speedtest/runner.h"
@@ -86,7 +87,8 @@ class SpeedTestServiceTest : public ::testing::Test {
     auto pool = broker::Pool::Create(o, &broker_registry_);
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = std::move(*pool);
-    broker_service_ = std::make_unique<broker::BrokerService>(pool_.get());
+    candidates_ = std::move(*broker::CandidatePools::Create({}));
+    broker_service_ = std::make_unique<broker::BrokerService>(pool_.get(), candidates_.get());
     ServiceOptions so;
     so.name = "broker";
     so.metrics_listen = "";
@@ -164,6 +166,7 @@ class SpeedTestServiceTest : public ::testing::Test {
   std::vector<std::unique_ptr<FakeNntpServer>> servers_;
   metrics::Registry broker_registry_, registry_;
   std::unique_ptr<broker::Pool> pool_;
+  std::unique_ptr<broker::CandidatePools> candidates_;
   std::unique_ptr<broker::BrokerService> broker_service_;
   std::unique_ptr<ServiceMain> broker_sm_;
   std::unique_ptr<bv1::Broker::Stub> broker_stub_;
@@ -387,7 +390,7 @@ TEST_F(SpeedTestServiceTest, T2_SpeedTestYieldsToPlaybackAndStaysWithinBudget) {
   EXPECT_LE(server->max_concurrent_connections(), 2) << "B1 broken during a speed test";
 }
 
-TEST_F(SpeedTestServiceTest, OnlyBytesServedByTheTestedProviderCount) {
+TEST_F(SpeedTestServiceTest, RequestsNameTheTestedProviderSoTheBrokerNeverFailsOver) {
   FakeNntpServer* main = StartServer();
   FakeNntpServer* backup = StartServer();
   auto both = Post(main, "both", 1);
@@ -406,7 +409,31 @@ TEST_F(SpeedTestServiceTest, OnlyBytesServedByTheTestedProviderCount) {
   EXPECT_EQ(out.result.bytes(), kArticleBytes);
   EXPECT_EQ(out.result.articles(), 1);
   EXPECT_EQ(out.result.errors(), 0);
-  EXPECT_EQ(backup->calls(only_backup[0]), 1);  // the broker failed over; the test did not count it
+  EXPECT_EQ(out.result.missing(), 1);            // missing on the tested provider...
+  EXPECT_EQ(backup->calls(only_backup[0]), 0);  // ...and never fetched from another one
+}
+
+TEST_F(SpeedTestServiceTest, T4_CandidateProviderIsTestedThroughTheBrokersTemporaryPool) {
+  FakeNntpServer* pooled = StartServer();
+  FakeNntpServer* candidate = StartServer();
+  auto ids = Post(candidate, "cand", 2);
+  broker::PoolOptions po;
+  po.providers = {Provider("main", pooled, 1, 1)};
+  StartBroker(po);
+  SpeedTesterOptions o;
+  o.message_ids["trial"] = ids;
+  o.max_runs_per_caller = 0;
+  StartSpeedTest(o);
+  v1::RunSpeedTestRequest req = Req("trial", 10, 2 * kArticleBytes, 2);
+  req.mutable_candidate()->set_host("127.0.0.1");
+  req.mutable_candidate()->set_port(candidate->port());
+  req.mutable_candidate()->set_max_connections(2);
+  Outcome out = Run(req);
+  ASSERT_TRUE(out.status.ok()) << out.status.error_message();
+  EXPECT_GE(out.result.bytes(), 2 * kArticleBytes);
+  EXPECT_EQ(pooled->total_commands(), 0);                   // not through the running pool
+  EXPECT_LE(candidate->max_concurrent_connections(), 2);    // within the candidate's budget
+  EXPECT_GE(candidate->connections_accepted(), 1);
 }
 
 TEST_F(SpeedTestServiceTest, MissingArticlesAreCountedAndAllMissingEndsTheRun) {

@@ -1,7 +1,7 @@
 // CandidatePools: temporary broker pools for speed-testing providers that are
 // not in the running pool (T4 in docs/INVARIANTS.md).
 //
-// This library lives with the speed test but runs inside the BROKER process:
+// Runs inside the broker (FetchCandidateSegment), because
 // only the broker opens NNTP connections. Each candidate provider account
 // (host, port, username) gets at most one temporary Pool, created on first
 // use and reused while it keeps being used; `ttl` after its last Acquire a
@@ -13,8 +13,8 @@
 // Threading: one janitor thread (waits on the injected Clock); Acquire and
 // Shutdown may be called from any thread. mu_ is never held while a Pool is
 // created or shut down (both may block on the network or on joins).
-#ifndef NZBMESH_SERVICES_SPEEDTEST_CANDIDATE_POOLS_H_
-#define NZBMESH_SERVICES_SPEEDTEST_CANDIDATE_POOLS_H_
+#ifndef NZBMESH_SERVICES_BROKER_CANDIDATE_POOLS_H_
+#define NZBMESH_SERVICES_BROKER_CANDIDATE_POOLS_H_
 
 #include <cstdint>
 #include <map>
@@ -29,7 +29,7 @@
 #include "common/time/clock.h"
 #include "services/broker/pool.h"
 
-namespace nzbmesh::speedtest {
+namespace nzbmesh::broker {
 
 struct CandidatePoolsOptions {
   // A temporary pool is closed this long after its last Acquire (and once no
@@ -40,7 +40,7 @@ struct CandidatePoolsOptions {
   int max_pools = 8;
   // Scheduling knobs of each temporary pool (its `providers` and `clock` are
   // ignored: the pool holds exactly the candidate and uses the real clock).
-  broker::PoolOptions pool_template;
+  PoolOptions pool_template;
   // Drives the TTL and the janitor (tests pass a SimulatedClock).
   Clock* clock = Clock::Real();
 };
@@ -55,7 +55,7 @@ class CandidatePools {
   // INVALID_ARGUMENT (bad candidate), FAILED_PRECONDITION (the account's
   // pool is in use with different settings), RESOURCE_EXHAUSTED (max_pools),
   // UNAVAILABLE (shut down).
-  absl::StatusOr<std::shared_ptr<broker::Pool>> Acquire(const broker::ProviderOptions& candidate);
+  absl::StatusOr<std::shared_ptr<Pool>> Acquire(const ProviderOptions& candidate);
 
   // Closes every temporary pool and stops the janitor. Idempotent; later
   // Acquire calls fail with UNAVAILABLE.
@@ -67,15 +67,15 @@ class CandidatePools {
 
  private:
   struct Entry {
-    std::shared_ptr<broker::Pool> pool;  // owns the pool and its registry
+    std::shared_ptr<Pool> pool;  // owns the pool and its registry
     std::string fingerprint;             // settings it was created with
     absl::Time expires;                  // last Acquire + ttl
   };
 
   explicit CandidatePools(const CandidatePoolsOptions& options);
   void JanitorMain();
-  static std::string AccountKey(const broker::ProviderOptions& p);
-  static std::string Fingerprint(const broker::ProviderOptions& p);
+  static std::string AccountKey(const ProviderOptions& p);
+  static std::string Fingerprint(const ProviderOptions& p);
 
   const CandidatePoolsOptions options_;
   Clock* const clock_;
@@ -89,6 +89,6 @@ class CandidatePools {
   absl::Mutex shutdown_mu_;  // serialises Shutdown (join)
 };
 
-}  // namespace nzbmesh::speedtest
+}  // namespace nzbmesh::broker
 
-#endif  // NZBMESH_SERVICES_SPEEDTEST_CANDIDATE_POOLS_H_
+#endif  // NZBMESH_SERVICES_BROKER_CANDIDATE_POOLS_H_

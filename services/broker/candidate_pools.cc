@@ -1,4 +1,4 @@
-#include "services/speedtest/candidate_pools.h"
+#include "services/broker/candidate_pools.h"
 
 #include <algorithm>
 #include <utility>
@@ -8,7 +8,7 @@
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 
-namespace nzbmesh::speedtest {
+namespace nzbmesh::broker {
 namespace {
 
 // A temporary pool together with the private metrics registry it reports to
@@ -16,7 +16,7 @@ namespace {
 // running pool's providers).
 struct Holder {
   metrics::Registry registry;
-  std::unique_ptr<broker::Pool> pool;
+  std::unique_ptr<Pool> pool;
   ~Holder() {
     if (pool) pool->Shutdown();
   }
@@ -37,18 +37,18 @@ CandidatePools::CandidatePools(const CandidatePoolsOptions& options) : options_(
 
 CandidatePools::~CandidatePools() { Shutdown(); }
 
-std::string CandidatePools::AccountKey(const broker::ProviderOptions& p) {
+std::string CandidatePools::AccountKey(const ProviderOptions& p) {
   return absl::StrCat(p.connection.host, ":", p.connection.port, ":", p.connection.username);
 }
 
-std::string CandidatePools::Fingerprint(const broker::ProviderOptions& p) {
+std::string CandidatePools::Fingerprint(const ProviderOptions& p) {
   // The password is part of the settings but never of anything logged.
   return absl::StrCat(static_cast<int>(p.connection.tls), "|", p.connection.tls_verify, "|", p.connection.tls_ca_file,
                       "|", std::hash<std::string>()(p.connection.password), "|", p.max_connections, "|",
                       p.pipeline_depth);
 }
 
-absl::StatusOr<std::shared_ptr<broker::Pool>> CandidatePools::Acquire(const broker::ProviderOptions& candidate) {
+absl::StatusOr<std::shared_ptr<Pool>> CandidatePools::Acquire(const ProviderOptions& candidate) {
   if (candidate.connection.host.empty() || candidate.connection.port <= 0 || candidate.connection.port > 65535) {
     return absl::InvalidArgumentError("candidate provider: host and a port in 1..65535 are required");
   }
@@ -57,7 +57,7 @@ absl::StatusOr<std::shared_ptr<broker::Pool>> CandidatePools::Acquire(const brok
   }
   const std::string key = AccountKey(candidate);
   const std::string fp = Fingerprint(candidate);
-  std::shared_ptr<broker::Pool> stale;  // an unused pool with old settings, closed outside the lock
+  std::shared_ptr<Pool> stale;  // an unused pool with old settings, closed outside the lock
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("candidate pools are shut down");
@@ -83,18 +83,18 @@ absl::StatusOr<std::shared_ptr<broker::Pool>> CandidatePools::Acquire(const brok
   }
   if (stale) stale->Shutdown();  // before dialling again: the account budget is shared
 
-  broker::PoolOptions po = options_.pool_template;
+  PoolOptions po = options_.pool_template;
   po.clock = Clock::Real();
-  broker::ProviderOptions p = candidate;
+  ProviderOptions p = candidate;
   p.backup = false;
   // Connections must survive between tests for the pool to be worth reusing.
   p.idle_timeout = std::max(p.idle_timeout, options_.ttl);
   po.providers = {p};
   auto holder = std::make_shared<Holder>();
-  auto pool = broker::Pool::Create(po, &holder->registry);
+  auto pool = Pool::Create(po, &holder->registry);
   if (!pool.ok()) return pool.status();
   holder->pool = std::move(*pool);
-  std::shared_ptr<broker::Pool> shared(holder, holder->pool.get());
+  std::shared_ptr<Pool> shared(holder, holder->pool.get());
 
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("candidate pools are shut down");
@@ -114,7 +114,7 @@ absl::StatusOr<std::shared_ptr<broker::Pool>> CandidatePools::Acquire(const brok
 
 void CandidatePools::JanitorMain() {
   while (true) {
-    std::vector<std::shared_ptr<broker::Pool>> expired;
+    std::vector<std::shared_ptr<Pool>> expired;
     {
       absl::MutexLock lock(&mu_);
       absl::Time next = absl::InfiniteFuture();
@@ -165,4 +165,4 @@ int64_t CandidatePools::pools_created() {
   return created_;
 }
 
-}  // namespace nzbmesh::speedtest
+}  // namespace nzbmesh::broker

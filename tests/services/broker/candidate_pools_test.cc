@@ -1,5 +1,5 @@
 // T4: temporary pools for candidate providers, against the fake news server.
-#include "services/speedtest/candidate_pools.h"
+#include "services/broker/candidate_pools.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "tests/fakes/nntp_server/nntp_server.h"
 
-namespace nzbmesh::speedtest {
+namespace nzbmesh::broker {
 namespace {
 
 using ::nzbmesh::testing::FakeNntpServer;
@@ -27,8 +27,8 @@ class CandidatePoolsTest : public ::testing::Test {
   }
   void TearDown() override { server_->Stop(); }
 
-  broker::ProviderOptions Candidate(int max_connections = 2) {
-    broker::ProviderOptions p;
+  ProviderOptions Candidate(int max_connections = 2) {
+    ProviderOptions p;
     p.name = "candidate";
     p.connection.host = "127.0.0.1";
     p.connection.port = server_->port();
@@ -47,14 +47,14 @@ class CandidatePoolsTest : public ::testing::Test {
     return std::move(*p);
   }
 
-  static broker::FetchResult Fetch(broker::Pool* pool, const std::string& id) {
+  static FetchResult Fetch(Pool* pool, const std::string& id) {
     absl::Notification done;
-    broker::FetchResult out;
-    broker::FetchRequest r;
+    FetchResult out;
+    FetchRequest r;
     r.message_id = id;
-    r.traffic_class = broker::TrafficClass::kSpeedTest;
+    r.traffic_class = TrafficClass::kSpeedTest;
     r.deadline = absl::Now() + absl::Seconds(20);
-    pool->Fetch(r, [&](broker::FetchResult res) {
+    pool->Fetch(r, [&](FetchResult res) {
       out = std::move(res);
       done.Notify();
     });
@@ -69,7 +69,7 @@ class CandidatePoolsTest : public ::testing::Test {
 TEST_F(CandidatePoolsTest, T4_TwoTestsAMinuteApartReuseOnePoolAndOneSetOfDials) {
   auto pools = Make();
   int dials_after_first = 0;
-  broker::Pool* first = nullptr;
+  Pool* first = nullptr;
   {
     auto pool = pools->Acquire(Candidate());
     ASSERT_TRUE(pool.ok()) << pool.status();
@@ -180,7 +180,7 @@ TEST_F(CandidatePoolsTest, DifferentSettingsForAnAccountInUseAreRefused) {
 
 TEST_F(CandidatePoolsTest, RejectsBadCandidates) {
   auto pools = Make();
-  broker::ProviderOptions p = Candidate();
+  ProviderOptions p = Candidate();
   p.connection.port = 0;
   EXPECT_EQ(pools->Acquire(p).status().code(), absl::StatusCode::kInvalidArgument);
   p = Candidate(0);
@@ -188,4 +188,4 @@ TEST_F(CandidatePoolsTest, RejectsBadCandidates) {
 }
 
 }  // namespace
-}  // namespace nzbmesh::speedtest
+}  // namespace nzbmesh::broker
