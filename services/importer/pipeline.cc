@@ -80,6 +80,42 @@ absl::Status WithContext(const absl::Status& s, const std::string& what) {
   return out;
 }
 
+// Nested archives, one level deep: a stored member that is itself a
+// single-volume RAR/7z (by name, or by signature when its name is
+// obfuscated) is replaced by its own streamable members, whose extents are
+// composed onto the outer volumes. A member that does not map cleanly stays
+// a plain member (its stored bytes are still streamable). Multi-volume inner
+// sets are not expanded. Returns true when `m` was replaced.
+absl::StatusOr<bool> ExpandNested(const ArchiveMember& m, const ByteReader& reader, std::vector<ArchiveMember>* out) {
+  const size_t slash = m.name.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : m.name.substr(0, slash + 1);
+  const std::string base = m.name.substr(dir.size());
+  const VolumeKind kind = ParseVolumeName(base).kind;
+  const bool by_name = kind == VolumeKind::kRar || kind == VolumeKind::kSevenZip;
+  if (m.size < 32 || (!by_name && !LooksObfuscated(base))) return false;
+  NestedVolume nested = MakeNestedVolume(m, reader);
+  auto head = nested.reader(0, 0, 8);
+  if (!head.ok()) {
+    if (absl::IsOutOfRange(head.status())) return false;
+    return head.status();
+  }
+  if (DetectArchiveFormat(*head) == ArchiveFormat::kUnknown) return false;
+  auto inner = MapArchive({nested.volume}, nested.reader);
+  if (!inner.ok()) {
+    if (absl::IsInvalidArgument(inner.status())) return false;
+    return inner.status();
+  }
+  if (inner->rejection != ArchiveRejection::kNone) return false;
+  for (ArchiveMember im : inner->members) {
+    if (im.is_directory || im.is_symlink || im.rejection != ArchiveRejection::kNone) continue;
+    im.extents = ComposeExtents(im.extents, m);
+    im.name = dir + im.name;
+    if (!im.mtime.has_value()) im.mtime = m.mtime;
+    out->push_back(std::move(im));
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status ImportFailure(FailureReason reason, const std::string& message) {
@@ -447,8 +483,13 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
     }
     const int base = static_cast<int>(plan.volumes.size());
     for (int k : idx) plan.volumes.push_back({files[k].name, files[k].size, files[k].segments});
+    std::vector<ArchiveMember> members;
     for (const ArchiveMember& m : mapping->members) {
       if (m.is_directory || m.is_symlink || m.rejection != ArchiveRejection::kNone) continue;
+      NZB_ASSIGN_OR_RETURN(bool expanded, ExpandNested(m, reader, &members));
+      if (!expanded) members.push_back(m);
+    }
+    for (const ArchiveMember& m : members) {
       if (!filter.Allows(m.name)) continue;
       FilePlan fp;
       fp.name = namer.Claim(SanitizePath(m.name));

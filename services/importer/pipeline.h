@@ -9,8 +9,9 @@
 // (every part but the last has the first part's size, the last one's size is
 // derived arithmetically); recover obfuscated names from PAR2 descriptions
 // (MD5 of the first 16 KiB, from bytes already fetched); map stored RAR4/RAR5
-// and 7z volume sets to extents (reading only headers, through the broker);
-// join raw .001 splits; sanitise and de-duplicate names.
+// and 7z volume sets to extents (reading only headers, through the broker),
+// expanding single-volume stored archives nested one level deep; join raw
+// .001 splits; sanitise and de-duplicate names.
 //
 // Failures are Statuses carrying a FailureReason (ImportFailure /
 // ClassifyFailure): MISSING_ARTICLES, UNSUPPORTED_ARCHIVE, BAD_NZB are final;

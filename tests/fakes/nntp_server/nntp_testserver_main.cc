@@ -5,10 +5,18 @@
 //   nntp_testserver --spool DIR [--port N] [--user U --pass P] [--latency_ms N]
 //
 // Prints "listening on 127.0.0.1:PORT" and serves until SIGINT/SIGTERM.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <map>
+#include <thread>
+#include <vector>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -17,6 +25,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "tests/fakes/nntp_server/nntp_server.h"
 
@@ -27,9 +37,97 @@ ABSL_FLAG(std::string, pass, "", "Password for --user");
 ABSL_FLAG(int, latency_ms, 0, "Latency before the first byte of every article reply");
 ABSL_FLAG(int64_t, part_size, 768000, "Decoded bytes per article");
 ABSL_FLAG(int, max_connections, 0, "Answer 502 beyond this many connections (0 = unlimited)");
+ABSL_FLAG(int, control_port, -1,
+          "Serve a control API on 127.0.0.1:PORT (0 = any; -1 = off) for end-to-end tests: "
+          "GET /stats (JSON counters), /reset, /drop, /clear, "
+          "/fault?id=ID&latency_ms=&drop_after_bytes=&stall_after_bytes=&stall=1&missing=1&corrupt=1&close_with_code=&times=");
 
 namespace {
 int g_signal_pipe[2];
+
+using nzbmesh::testing::FakeNntpServer;
+
+// The control API: one request per connection, answered and closed.
+std::string HandleControl(FakeNntpServer* server, const std::string& target) {
+  const size_t q = target.find('?');
+  const std::string path = target.substr(0, q);
+  std::map<std::string, std::string> args;
+  if (q != std::string::npos) {
+    for (absl::string_view kv : absl::StrSplit(target.substr(q + 1), '&')) {
+      std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+      args[p.first] = p.second;
+    }
+  }
+  auto num = [&](const char* k, int64_t def) {
+    int64_t v = def;
+    if (args.count(k)) (void)absl::SimpleAtoi(args[k], &v);
+    return v;
+  };
+  if (path == "/stats") {
+    return absl::StrCat("{\"max_concurrent_connections\":", server->max_concurrent_connections(),
+                        ",\"current_connections\":", server->current_connections(),
+                        ",\"connections_accepted\":", server->connections_accepted(),
+                        ",\"connections_rejected\":", server->connections_rejected(),
+                        ",\"in_flight\":", server->in_flight(), ",\"max_in_flight\":", server->max_in_flight(),
+                        ",\"max_in_flight_per_connection\":", server->max_in_flight_per_connection(),
+                        ",\"total_commands\":", server->total_commands(), "}");
+  }
+  if (path == "/reset") {
+    server->ResetCounters();
+    return "{}";
+  }
+  if (path == "/drop") {
+    server->DropAllConnections();
+    return "{}";
+  }
+  if (path == "/clear") {
+    server->ClearFaults();
+    return "{}";
+  }
+  if (path == "/fault") {
+    FakeNntpServer::Fault f;
+    f.latency = absl::Milliseconds(num("latency_ms", 0));
+    f.bytes_per_second = num("bytes_per_second", 0);
+    f.drop_after_bytes = num("drop_after_bytes", -1);
+    f.stall_after_bytes = num("stall_after_bytes", -1);
+    f.stall = num("stall", 0) != 0;
+    f.missing = num("missing", 0) != 0;
+    f.corrupt = num("corrupt", 0) != 0;
+    f.close_with_code = static_cast<int>(num("close_with_code", 0));
+    f.times = static_cast<int>(num("times", -1));
+    if (args.count("id") && !args["id"].empty()) {
+      server->SetFault(args["id"], f);
+    } else {
+      server->SetDefaultFault(f);
+    }
+    return "{}";
+  }
+  return "";
+}
+
+void ServeControl(FakeNntpServer* server, int listen_fd) {
+  while (true) {
+    int fd = accept(listen_fd, nullptr, nullptr);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    std::string req;
+    char buf[4096];
+    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 65536) {
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n <= 0) break;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    std::vector<std::string> parts = absl::StrSplit(req.substr(0, req.find("\r\n")), ' ');
+    std::string body = parts.size() >= 2 ? HandleControl(server, parts[1]) : "";
+    std::string status = body.empty() ? "404 Not Found" : "200 OK";
+    std::string resp = absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: application/json\r\nContent-Length: ",
+                                    body.size(), "\r\nConnection: close\r\n\r\n", body);
+    (void)!write(fd, resp.data(), resp.size());
+    close(fd);
+  }
+}
 void OnSignal(int) { (void)!write(g_signal_pipe[1], "x", 1); }
 }  // namespace
 
@@ -57,6 +155,27 @@ int main(int argc, char** argv) {
     std::error_code ec;
     int n = 0;
     for (const auto& entry : std::filesystem::directory_iterator(spool, ec)) {
+      if (entry.is_directory()) {
+        // A subdirectory is one release (e.g. a RAR volume set with PAR2
+        // files): every file in it is posted and one <dir>.nzb lists them all.
+        std::vector<FakeNntpServer::PostedFile> files;
+        std::vector<std::filesystem::path> paths;
+        for (const auto& f : std::filesystem::directory_iterator(entry.path())) {
+          if (f.is_regular_file()) paths.push_back(f.path());
+        }
+        std::sort(paths.begin(), paths.end());
+        for (const auto& path : paths) {
+          std::ifstream in(path, std::ios::binary);
+          std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+          const std::string name = path.filename().string();
+          files.push_back((*server)->PostFile(name, data, absl::GetFlag(FLAGS_part_size),
+                                              absl::StrCat("spool.", n++, ".", name)));
+        }
+        std::ofstream nzb(entry.path().string() + ".nzb", std::ios::binary);
+        nzb << nzbmesh::testing::MakeNzb(files);
+        std::fprintf(stderr, "posted release %s: %zu files\n", entry.path().string().c_str(), files.size());
+        continue;
+      }
       if (!entry.is_regular_file() || absl::EndsWith(entry.path().string(), ".nzb")) continue;
       std::ifstream in(entry.path(), std::ios::binary);
       std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -75,6 +194,23 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("listening on 127.0.0.1:%d\n", (*server)->port());
+  if (absl::GetFlag(FLAGS_control_port) >= 0) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(absl::GetFlag(FLAGS_control_port)));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 16) != 0) {
+      std::fprintf(stderr, "nntp_testserver: cannot listen on control port\n");
+      return 1;
+    }
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    std::printf("control on 127.0.0.1:%d\n", ntohs(addr.sin_port));
+    std::thread([s = server->get(), fd] { ServeControl(s, fd); }).detach();
+  }
   std::fflush(stdout);
   if (pipe(g_signal_pipe) != 0) return 1;
   signal(SIGINT, OnSignal);

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "services/importer/analysis/crc32.h"
 #include "tests/services/importer/importer_fixture.h"
 
 namespace nzbmesh::importer::testing {
@@ -288,6 +289,106 @@ INSTANTIATE_TEST_SUITE_P(Manifest, ArchiveImportTest, ::testing::ValuesIn(Sets()
                              if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// A minimal 7z writer for tests: every file stored (Copy coder) in its own
+// folder, plain (unpacked) header with CRCs. Enough to build nested sets,
+// which the fixtures lack.
+void Put7zNumber(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    if (v < (uint64_t{1} << (7 * (i + 1)))) {
+      out->push_back(static_cast<char>(((0xFF00 >> i) & 0xFF) | (v >> (8 * i))));
+      for (int j = 0; j < i; ++j) out->push_back(static_cast<char>((v >> (8 * j)) & 0xFF));
+      return;
+    }
+  }
+  out->push_back(static_cast<char>(0xFF));
+  for (int j = 0; j < 8; ++j) out->push_back(static_cast<char>((v >> (8 * j)) & 0xFF));
+}
+
+void PutLe(std::string* out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+std::string Make7z(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string packed;
+  for (const auto& f : files) packed += f.second;
+  std::string h;
+  h += '\x01';  // Header
+  h += '\x04';  // MainStreamsInfo
+  h += '\x06';  // PackInfo
+  Put7zNumber(&h, 0);
+  Put7zNumber(&h, files.size());
+  h += '\x09';  // Size
+  for (const auto& f : files) Put7zNumber(&h, f.second.size());
+  h += '\x00';
+  h += '\x07';  // UnPackInfo
+  h += '\x0B';  // Folder
+  Put7zNumber(&h, files.size());
+  h += '\x00';  // not external
+  for (size_t i = 0; i < files.size(); ++i) {
+    Put7zNumber(&h, 1);  // one coder
+    h += '\x01';         // simple coder, id size 1
+    h += '\x00';         // Copy
+  }
+  h += '\x0C';  // CodersUnPackSize
+  for (const auto& f : files) Put7zNumber(&h, f.second.size());
+  h += '\x0A';  // CRC
+  h += '\x01';  // all defined
+  for (const auto& f : files) PutLe(&h, Crc32(f.second), 4);
+  h += '\x00';  // end UnPackInfo
+  h += '\x00';  // end StreamsInfo
+  h += '\x05';  // FilesInfo
+  Put7zNumber(&h, files.size());
+  std::string names;
+  names += '\x00';  // not external
+  for (const auto& f : files) {
+    for (unsigned char ch : f.first) {
+      names.push_back(static_cast<char>(ch));  // ASCII names only
+      names.push_back('\x00');
+    }
+    names.append(2, '\x00');
+  }
+  h += '\x11';  // Name
+  Put7zNumber(&h, names.size());
+  h += names;
+  h += '\x00';  // end FilesInfo
+  h += '\x00';  // end Header
+  std::string start;
+  PutLe(&start, packed.size(), 8);
+  PutLe(&start, h.size(), 8);
+  PutLe(&start, Crc32(h), 4);
+  std::string out("7z\xBC\xAF\x27\x1C\x00\x04", 8);
+  PutLe(&out, Crc32(start), 4);
+  out += start;
+  out += packed;
+  out += h;
+  return out;
+}
+
+// A stored 7z inside a stored 7z: the inner members are cataloged with
+// extents over the outer volume, and read back exactly.
+TEST_F(ImporterFixture, NestedStoredArchiveIsExpandedOneLevelDeep) {
+  const std::string movie = RandomBytes(50000, 1);
+  const std::string subs = RandomBytes(3000, 2);
+  const std::string inner = Make7z({{"movie.mkv", movie}, {"subs.srt", subs}});
+  const std::string outer = Make7z({{"readme.nfo", "hello"}, {"inner.7z", inner}});
+  StartInstance(FastWorkers("nest", 1));
+  auto f = nntp_->PostFile("Nested.Release.7z", outer, 20000, "nested");
+  SubmitResult r = Submit(MakeNzb({f}), "Nested.Release.nzb", "movies");
+  JobRecord j = WaitFinished(r.job_id);
+  ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
+  auto rel = store_->ListDirectory("/movies/Nested.Release");
+  ASSERT_TRUE(rel.ok()) << rel.status();
+  std::vector<std::string> names;
+  for (const auto& e : *rel) names.push_back(e.name);
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("movie.mkv", "subs.srt", "readme.nfo"));
+  auto m = store_->GetFileLayout("/movies/Nested.Release/movie.mkv");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(Sha256(ReadThroughBroker(*m)), Sha256(movie));
+  auto s = store_->GetFileLayout("/movies/Nested.Release/subs.srt");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(Sha256(ReadThroughBroker(*s)), Sha256(subs));
+}
 
 // Volume names that say nothing and no PAR2: RAR sets are found by their
 // signature and ordered by the volume numbers in their headers.
