@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "services/importer/analysis/filenames.h"
 #include "services/importer/analysis/nzb_parser.h"
-#include "services/importer/nzb_doctype.h"
 
 namespace nzbmesh::importer {
 
@@ -45,7 +44,7 @@ absl::StatusOr<SubmitResult> JobQueue::Submit(const Submission& s, const std::st
   // and its job fails with BAD_NZB and the parser's reason.
   std::optional<NzbMeta> meta;
   if (s.name.empty() || s.category.empty() || s.password.empty()) {
-    auto parsed = ParseNzb(StripExternalDoctype(s.nzb));
+    auto parsed = ParseNzb(s.nzb);
     if (parsed.ok()) meta = parsed->meta;
   }
   SubmitRecord r;

@@ -18,7 +18,6 @@
 #include "common/status/status_macros.h"
 #include "services/importer/analysis/archive.h"
 #include "services/importer/analysis/par2.h"
-#include "services/importer/nzb_doctype.h"
 
 namespace nzbmesh::importer {
 namespace {
@@ -170,7 +169,7 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
   };
 
   // 1. Parse.
-  auto parsed = ParseNzb(StripExternalDoctype(nzb_xml), options_.nzb);
+  auto parsed = ParseNzb(nzb_xml, options_.nzb);
   if (!parsed.ok()) return ImportFailure(FailureReason::kBadNzb, absl::StrCat("NZB rejected: ", parsed.status().message()));
   const Nzb& nzb = *parsed;
   if (nzb.files.empty()) return ImportFailure(FailureReason::kBadNzb, "NZB rejected: it lists no files");

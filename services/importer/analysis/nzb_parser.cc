@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -27,15 +28,22 @@ absl::string_view LocalName(const pugi::xml_node& node) {
   return colon == absl::string_view::npos ? name : name.substr(colon + 1);
 }
 
-// Refuses any DOCTYPE. Walks the prolog (BOM, whitespace, XML declaration,
-// processing instructions, comments) up to the first element; a DOCTYPE can
-// only legally appear there. Also refuses "<!ENTITY" anywhere, which no NZB
-// needs, so a DTD fragment cannot hide behind malformed markup.
+// Refuses every DTD that could declare anything. Walks the prolog (BOM,
+// whitespace, XML declaration, processing instructions, comments) up to the
+// first element; a DOCTYPE can only legally appear there. The one DOCTYPE
+// real NZBs carry — `<!DOCTYPE nzb PUBLIC "-//newzBin//DTD NZB 1.1//EN" "…">`,
+// external only, no internal subset — declares no entity and is never
+// fetched (pugixml does not load external DTDs), so it is skipped; any
+// DOCTYPE with an internal subset ('[') is refused, as is "<!ENTITY" or a
+// second DOCTYPE anywhere, so a DTD fragment cannot hide behind malformed
+// markup.
 absl::Status RejectDoctype(absl::string_view xml) {
   const auto doctype_error = [] {
     return absl::InvalidArgumentError("NZB contains a DOCTYPE; DTDs and entities are not allowed");
   };
   absl::string_view s = xml;
+  absl::string_view body = xml;  // what follows the allowed DOCTYPE, if any
+  bool external_doctype_seen = false;
   if (absl::StartsWith(s, "\xEF\xBB\xBF")) s.remove_prefix(3);
   while (true) {
     s = absl::StripLeadingAsciiWhitespace(s);
@@ -47,15 +55,30 @@ absl::Status RejectDoctype(absl::string_view xml) {
       const size_t end = s.find("-->", 4);
       if (end == absl::string_view::npos) break;
       s.remove_prefix(end + 3);
-    } else if (s.size() >= 9 && absl::StartsWithIgnoreCase(s, "<!DOCTYPE")) {
+    } else if (s.size() >= 9 && absl::StartsWithIgnoreCase(s, "<!DOCTYPE") && !external_doctype_seen) {
+      const size_t end = s.find('>');
+      if (end == absl::string_view::npos || s.substr(0, end).find('[') != absl::string_view::npos) {
+        return doctype_error();
+      }
+      // Only the newzbin form: <!DOCTYPE nzb PUBLIC "id" "uri">.
+      std::vector<absl::string_view> words =
+          absl::StrSplit(s.substr(9, end - 9), absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty());
+      if (words.size() < 3 || !absl::EqualsIgnoreCase(words[0], "nzb") || !absl::EqualsIgnoreCase(words[1], "PUBLIC")) {
+        return doctype_error();
+      }
+      external_doctype_seen = true;
+      s.remove_prefix(end + 1);
+      body = s;
+    } else if (absl::StartsWithIgnoreCase(s, "<!DOCTYPE")) {
       return doctype_error();
     } else {
       break;
     }
   }
-  // Cheap whole-document check for entity declarations and stray DOCTYPEs.
-  for (size_t at = xml.find("<!"); at != absl::string_view::npos; at = xml.find("<!", at + 2)) {
-    absl::string_view rest = xml.substr(at + 2);
+  // Cheap check of everything after the allowed DOCTYPE for entity
+  // declarations and stray DOCTYPEs.
+  for (size_t at = body.find("<!"); at != absl::string_view::npos; at = body.find("<!", at + 2)) {
+    absl::string_view rest = body.substr(at + 2);
     if (absl::StartsWithIgnoreCase(rest, "DOCTYPE") || absl::StartsWithIgnoreCase(rest, "ENTITY")) {
       return doctype_error();
     }

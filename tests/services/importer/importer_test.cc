@@ -14,7 +14,6 @@
 #include "common/status/grpc_status.h"
 #include "services/importer/health.h"
 #include "services/importer/importer_service.h"
-#include "services/importer/nzb_doctype.h"
 #include "services/importer/watch_folder.h"
 #include "tests/services/importer/importer_fixture.h"
 
@@ -53,15 +52,6 @@ class ImportTest : public ImporterFixture {
   ImporterInstance* Start() { return StartInstance(FastWorkers("t")); }
 };
 
-TEST(NzbDoctype, DropsOnlyExternalDoctypes) {
-  const std::string standard =
-      "<?xml version=\"1.0\"?>\n<!DOCTYPE nzb PUBLIC \"-//newzBin//DTD NZB 1.1//EN\" "
-      "\"http://www.newzbin.com/DTD/nzb/nzb-1.1.dtd\">\n<nzb/>";
-  EXPECT_EQ(StripExternalDoctype(standard), "<?xml version=\"1.0\"?>\n\n<nzb/>");
-  const std::string laughs = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">]><nzb>&lol;</nzb>";
-  EXPECT_EQ(StripExternalDoctype(laughs), laughs);
-  EXPECT_EQ(StripExternalDoctype("<nzb/>"), "<nzb/>");
-}
 
 // Plain multi-file release through the gRPC APIs: submit, import, browse,
 // and the layout's segments read back through the broker equal the file.

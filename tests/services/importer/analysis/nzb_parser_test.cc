@@ -229,3 +229,26 @@ TEST(NzbParser, SkipsEmptyFilesWithWarning) {
 
 }  // namespace
 }  // namespace nzbmesh::importer
+
+namespace nzbmesh::importer {
+namespace {
+
+TEST(NzbParserDoctype, TheStandardExternalDoctypeIsAcceptedButNothingElse) {
+  const std::string body =
+      "<nzb xmlns=\"http://www.newzbin.com/DTD/2003/nzb\"><file poster=\"p\" date=\"1\" "
+      "subject=\"&quot;a.mkv&quot; yEnc (1/1)\"><groups><group>alt.binaries.x</group></groups>"
+      "<segments><segment bytes=\"10\" number=\"1\">a@b</segment></segments></file></nzb>";
+  const std::string standard =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE nzb PUBLIC \"-//newzBin//DTD NZB 1.1//EN\" "
+      "\"http://www.newzbin.com/DTD/nzb/nzb-1.1.dtd\">\n" + body;
+  auto ok = ParseNzb(standard, NzbParseOptions{});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->files.size(), 1u);
+  const std::string subset = "<?xml version=\"1.0\"?><!DOCTYPE nzb [<!ENTITY a \"b\">]>" + body;
+  EXPECT_EQ(ParseNzb(subset, NzbParseOptions{}).status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string twice = "<!DOCTYPE nzb PUBLIC \"x\" \"y\"><!DOCTYPE nzb PUBLIC \"x\" \"y\">" + body;
+  EXPECT_EQ(ParseNzb(twice, NzbParseOptions{}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace nzbmesh::importer
