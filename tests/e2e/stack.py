@@ -1,0 +1,277 @@
+"""The whole nzbmesh system as real processes, for end-to-end tests.
+
+Starts, on loopback with free ports: the test news server (with releases from
+a spool folder and a control API for faults and counters), the broker, two
+importers, two frontends and the speed-test service, all against a fresh
+database in the PostgreSQL named by NZBMESH_PG_URL. Every wait has a deadline.
+"""
+import base64
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def runfile(path):
+    root = os.environ.get("TEST_SRCDIR")
+    if root:
+        candidate = os.path.join(root, os.environ.get("TEST_WORKSPACE", "nzbmesh"), path)
+        if os.path.exists(candidate):
+            return candidate
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, "..", "..", path)
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if cond():
+                return
+        except Exception:  # the thing being waited for may not be up yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class Process:
+    def __init__(self, name, argv, env, log_dir):
+        self.name, self.argv, self.env = name, argv, env
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+        return self
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, n=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class Stack:
+    MAX_CONNECTIONS = 6
+    API_KEY = "e2e-api-key"
+    DAV_USER, DAV_PASS = "player", "secret"
+
+    def __init__(self, releases):
+        """releases: {name: bytes} for single files, or {name: {file: bytes}} for sets."""
+        self.tmp = tempfile.mkdtemp(prefix="nzbmesh-e2e-")
+        self.logs = os.path.join(self.tmp, "logs")
+        os.makedirs(self.logs)
+        self.spool = os.path.join(self.tmp, "spool")
+        os.makedirs(self.spool)
+        for name, content in releases.items():
+            if isinstance(content, dict):
+                d = os.path.join(self.spool, name)
+                os.makedirs(d)
+                for f, data in content.items():
+                    with open(os.path.join(d, f), "wb") as out:
+                        out.write(data)
+            else:
+                with open(os.path.join(self.spool, name), "wb") as out:
+                    out.write(content)
+        self.procs = {}
+        self.env = dict(os.environ)
+        self.env["NZBMESH_API_KEY"] = self.API_KEY
+        self.env["NZBMESH_WEBDAV_PASSWORD"] = self.DAV_PASS
+        self.env["NZBMESH_NNTP_PASSWORD"] = "nntp-pass"
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self):
+        pg = os.environ.get("NZBMESH_PG_URL")
+        if not pg:
+            raise AssertionError("NZBMESH_PG_URL is not set: run through ./deploy/local/test.sh")
+        self.db = f"e2e_{os.getpid()}_{random.randrange(1 << 30)}"
+        subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {self.db}"], check=True)
+        base = pg.rsplit("/", 1)[0]
+        self.env["NZBMESH_DATABASE_URL"] = f"{base}/{self.db}"
+        self.pg_admin = pg
+
+        self.nntp_port = free_port()
+        ts = Process("nntp", [runfile("tests/fakes/nntp_server/nntp_testserver"), f"--port={self.nntp_port}",
+                               "--control_port=0", f"--spool={self.spool}", "--user=e2e", "--pass=nntp-pass",
+                               "--part_size=262144"], self.env, self.logs)
+        ts.proc = subprocess.Popen(ts.argv, env=self.env, stdout=subprocess.PIPE, stderr=open(ts.log_path, "ab"))
+        self.procs["nntp"] = ts
+        line = b""
+        deadline = time.time() + 60
+        while b"control on" not in line and time.time() < deadline:
+            line = ts.proc.stdout.readline()
+            if not line and ts.proc.poll() is not None:
+                raise AssertionError("news server exited:\n" + ts.tail())
+        self.control = int(line.decode().rsplit(":", 1)[1])
+
+        self.ports = {k: free_port() for k in
+                      ["broker", "broker_m", "imp1", "imp1_m", "imp2", "imp2_m", "fe1", "fe1_m", "fe2", "fe2_m",
+                       "st", "st_m"]}
+        self.config = os.path.join(self.tmp, "nzbmesh.yaml")
+        self.write_config()
+        self.start_broker()
+        for i in (1, 2):
+            self.start_importer(i)
+        for i in (1, 2):
+            self.start_frontend(i)
+        self.start_speedtest()
+        return self
+
+    def write_config(self):
+        p = self.ports
+        cfg = f"""
+broker:
+  grpc_listen: 127.0.0.1:{p['broker']}
+  metrics_listen: 127.0.0.1:{p['broker_m']}
+  shutdown_grace: 2s
+  stream_headroom: 4
+  providers:
+    - name: e2e
+      host: 127.0.0.1
+      port: {self.nntp_port}
+      username: e2e
+      password_env: NZBMESH_NNTP_PASSWORD
+      max_connections: {self.MAX_CONNECTIONS}
+      pipeline_depth: 2
+      first_byte_timeout: 3s
+importer:
+  grpc_listen: 127.0.0.1:{{imp}}
+  metrics_listen: 127.0.0.1:{{imp_m}}
+  broker: 127.0.0.1:{p['broker']}
+  database_url_env: NZBMESH_DATABASE_URL
+  workers: 1
+  heartbeat_interval: 500ms
+  heartbeat_timeout: 3s
+  shutdown_grace: 2s
+frontend:
+  http_listen: 127.0.0.1:{{fe}}
+  metrics_listen: 127.0.0.1:{{fe_m}}
+  broker: 127.0.0.1:{p['broker']}
+  importer: 127.0.0.1:{p['imp1']}
+  api_key_env: NZBMESH_API_KEY
+  shutdown_grace: 2s
+  webdav_users:
+    - username: {self.DAV_USER}
+      password_env: NZBMESH_WEBDAV_PASSWORD
+speedtest:
+  grpc_listen: 127.0.0.1:{p['st']}
+  metrics_listen: 127.0.0.1:{p['st_m']}
+  broker: 127.0.0.1:{p['broker']}
+  database_url_env: NZBMESH_DATABASE_URL
+"""
+        self.config_template = cfg
+
+    def config_for(self, imp=1, fe=1):
+        p = self.ports
+        path = os.path.join(self.tmp, f"nzbmesh-{imp}-{fe}.yaml")
+        with open(path, "w") as f:
+            f.write(self.config_template.format(imp=p[f"imp{imp}"], imp_m=p[f"imp{imp}_m"],
+                                                fe=p[f"fe{fe}"], fe_m=p[f"fe{fe}_m"]))
+        return path
+
+    def _service(self, name, binary, config, metrics_port):
+        proc = Process(name, [runfile(binary), f"--config={config}"], self.env, self.logs).start()
+        self.procs[name] = proc
+        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1).status == 200,
+                 60, f"{name} metrics endpoint\n" + proc.tail())
+        return proc
+
+    def start_broker(self):
+        return self._service("broker", "services/broker/broker", self.config_for(), self.ports["broker_m"])
+
+    def start_importer(self, i):
+        return self._service(f"importer{i}", "services/importer/importer", self.config_for(imp=i),
+                             self.ports[f"imp{i}_m"])
+
+    def start_frontend(self, i):
+        proc = self._service(f"frontend{i}", "services/frontend/frontend", self.config_for(fe=i),
+                             self.ports[f"fe{i}_m"])
+        wait_for(lambda: self.http(i, "GET", "/healthz")[0] == 200, 30, "frontend healthz")
+        return proc
+
+    def start_speedtest(self):
+        return self._service("speedtest", "services/speedtest/speedtest", self.config_for(), self.ports["st_m"])
+
+    def stop(self):
+        for name in list(self.procs):
+            self.procs[name].stop(timeout=10)
+        if getattr(self, "db", None):
+            subprocess.run(["psql", self.pg_admin, "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"],
+                           check=False)
+        if os.environ.get("NZBMESH_E2E_KEEP") is None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def logs_tail(self):
+        return "\n".join(f"--- {n}\n{p.tail()}" for n, p in self.procs.items())
+
+    # -- clients -------------------------------------------------------------
+    def ctl(self, *args, check=True, timeout=120):
+        argv = [runfile("services/ctl/nzbmeshctl"), f"--broker=127.0.0.1:{self.ports['broker']}",
+                f"--importer=127.0.0.1:{self.ports['imp1']}", f"--speedtest=127.0.0.1:{self.ports['st']}",
+                f"--frontend=http://127.0.0.1:{self.ports['fe1']},http://127.0.0.1:{self.ports['fe2']}",
+                "--output=json"] + list(args)
+        r = subprocess.run(argv, env=self.env, capture_output=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"nzbmeshctl {' '.join(args)} exited {r.returncode}: {r.stderr.decode()}")
+        return r
+
+    def http(self, fe, method, path, headers=None, body=None, auth=True, timeout=60):
+        url = f"http://127.0.0.1:{self.ports[f'fe{fe}']}{path}"
+        req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+        if auth:
+            token = base64.b64encode(f"{self.DAV_USER}:{self.DAV_PASS}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def news(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.control}{path}", timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+
+    def nzb(self, release):
+        with open(os.path.join(self.spool, release + ".nzb"), "rb") as f:
+            return f.read()
+
+    def nzb_path(self, release):
+        return os.path.join(self.spool, release + ".nzb")
