@@ -15,11 +15,9 @@ import threading
 import time
 import unittest
 import urllib.parse
-import xml.etree.ElementTree as ET
 
 from stack import Stack, runfile, sha256, wait_for
 
-DAV = "{DAV:}"
 RNG = random.Random(20261125)
 PLAIN = bytes(RNG.getrandbits(8) for _ in range(3 * 1024 * 1024 + 12345))
 BIG = bytes(RNG.getrandbits(8) for _ in range(8 * 1024 * 1024 + 7))
@@ -78,27 +76,8 @@ class E2E(unittest.TestCase):
         self.assertLessEqual(budget, Stack.MAX_CONNECTIONS, "provider budget exceeded")
 
     # -- helpers ---------------------------------------------------------------
-    def propfind(self, fe, path):
-        status, _, body = self.stack.http(fe, "PROPFIND", urllib.parse.quote(path), headers={"Depth": "1"})
-        self.assertEqual(status, 207, body[:500])
-        out = []
-        for resp in ET.fromstring(body).iter(DAV + "response"):
-            href = urllib.parse.unquote(resp.find(DAV + "href").text)
-            is_dir = resp.find(f".//{DAV}collection") is not None
-            size = resp.find(f".//{DAV}getcontentlength")
-            out.append((href, is_dir, int(size.text) if size is not None and size.text else 0))
-        return out
-
     def find_files(self, fe=1, path="/dav/"):
-        files = []
-        for href, is_dir, size in self.propfind(fe, path):
-            if href.rstrip("/") == path.rstrip("/"):
-                continue
-            if is_dir:
-                files += self.find_files(fe, href if href.endswith("/") else href + "/")
-            else:
-                files.append((href, size))
-        return files
+        return self.stack.find_files(fe, path)
 
     def import_ctl(self, release, category):
         r = self.stack.ctl("import", self.stack.nzb_path(release), "--category", category, "--wait", timeout=300)
@@ -337,8 +316,7 @@ class E2E(unittest.TestCase):
         del st
 
     def _auth(self):
-        import base64
-        return {"Authorization": "Basic " + base64.b64encode(f"{Stack.DAV_USER}:{Stack.DAV_PASS}".encode()).decode()}
+        return self.stack.auth_header()
 
     def _metrics(self, port_key):
         import urllib.request

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 
 
 def free_port():
@@ -264,6 +265,35 @@ speedtest:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
+
+    def propfind(self, fe, path):
+        """(href, is_collection, size) of a collection and its members (Depth 1)."""
+        status, _, body = self.http(fe, "PROPFIND", urllib.parse.quote(path), headers={"Depth": "1"})
+        if status != 207:
+            raise AssertionError(f"PROPFIND {path}: {status} {body[:300]!r}")
+        out = []
+        for resp in ET.fromstring(body).iter("{DAV:}response"):
+            href = urllib.parse.unquote(resp.find("{DAV:}href").text)
+            is_dir = resp.find(".//{DAV:}collection") is not None
+            size = resp.find(".//{DAV:}getcontentlength")
+            out.append((href, is_dir, int(size.text) if size is not None and size.text else 0))
+        return out
+
+    def find_files(self, fe=1, path="/dav/"):
+        """Every file below `path`, recursively, as (href, size)."""
+        files = []
+        for href, is_dir, size in self.propfind(fe, path):
+            if href.rstrip("/") == path.rstrip("/"):
+                continue
+            if is_dir:
+                files += self.find_files(fe, href if href.endswith("/") else href + "/")
+            else:
+                files.append((href, size))
+        return files
+
+    def auth_header(self):
+        token = base64.b64encode(f"{self.DAV_USER}:{self.DAV_PASS}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     def news(self, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.control}{path}", timeout=10) as r:
