@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # run and test
   postgresql postgresql-client prometheus curl openssl ca-certificates procps python3-yaml
+  # clients the frontend's interop tests drive (tests/services/frontend/client_interop_test.cc)
+  rclone ffmpeg
 )
 
 SUDO=""

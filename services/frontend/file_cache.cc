@@ -89,16 +89,32 @@ size_t ReadLayout::PieceAt(int64_t offset) const {
   return static_cast<size_t>(it - pieces.begin()) - 1;
 }
 
-FileCache::FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity)
-    : fetcher_(fetcher), layout_(std::move(layout)), lru_capacity_(lru_capacity) {}
+namespace {
+FrontendMetrics* NoMetrics() {
+  static FrontendMetrics* const m = new FrontendMetrics();
+  return m;
+}
+}  // namespace
+
+FileCache::FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
+                     FrontendMetrics* metrics)
+    : fetcher_(fetcher),
+      layout_(std::move(layout)),
+      lru_capacity_(lru_capacity),
+      metrics_(metrics != nullptr ? metrics : NoMetrics()) {}
 
 std::shared_ptr<const std::string> FileCache::Lookup(int32_t segment) {
-  absl::MutexLock lock(&mu_);
-  auto it = cached_.find(segment);
-  if (it == cached_.end()) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second.second);
-  ++lru_hits_;
-  return it->second.first;
+  std::shared_ptr<const std::string> data;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cached_.find(segment);
+    if (it == cached_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second.second);
+    ++lru_hits_;
+    data = it->second.first;
+  }
+  metrics_->SegmentCacheHit();
+  return data;
 }
 
 absl::Status FileCache::KnownMissing(int32_t segment) const {
@@ -154,8 +170,14 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
     }
   }
   if (pending == nullptr) {
+    if (immediate.ok()) metrics_->SegmentCacheHit();
     done(std::move(immediate));
     return nullptr;
+  }
+  if (start) {
+    metrics_->SegmentCacheMiss();
+  } else {
+    metrics_->SegmentCacheHit();  // joined a fetch in flight
   }
   auto ticket = std::unique_ptr<Ticket>(new Ticket(shared_from_this(), pending, waiter));
   if (start) {
@@ -174,7 +196,10 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
         pending->handle = std::move(handle);
       }
     }
-    if (cancel_now && handle != nullptr) handle->Cancel();
+    if (cancel_now && handle != nullptr) {
+      metrics_->FetchCancelled();
+      handle->Cancel();
+    }
   }
   return ticket;
 }
@@ -211,7 +236,10 @@ void FileCache::Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64
     pending->abandoned = true;
     cancel = std::move(pending->handle);
   }
-  if (cancel != nullptr) cancel->Cancel();
+  if (cancel != nullptr) {
+    metrics_->FetchCancelled();
+    cancel->Cancel();
+  }
 }
 
 void FileCache::Ticket::Cancel() {
@@ -230,8 +258,12 @@ int64_t FileCache::lru_hits() const {
   return lru_hits_;
 }
 
-FileCacheRegistry::FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file)
-    : fetcher_(fetcher), capacity_(std::max<size_t>(1, capacity)), lru_segments_(lru_segments_per_file) {}
+FileCacheRegistry::FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file,
+                                     FrontendMetrics* metrics)
+    : fetcher_(fetcher),
+      capacity_(std::max<size_t>(1, capacity)),
+      lru_segments_(lru_segments_per_file),
+      metrics_(metrics) {}
 
 std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayout> layout) {
   absl::MutexLock lock(&mu_);
@@ -240,7 +272,7 @@ std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayo
     order_.splice(order_.begin(), order_, it->second.second);
     return it->second.first;
   }
-  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_);
+  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_);
   order_.push_front(layout->key);
   caches_[layout->key] = {cache, order_.begin()};
   while (caches_.size() > capacity_) {

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "nzbmesh/importer/v1/catalog.pb.h"
+#include "services/frontend/frontend_metrics.h"
 #include "services/frontend/segment_fetcher.h"
 
 namespace nzbmesh::frontend {
@@ -74,8 +75,10 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
     uint64_t waiter_;
   };
 
-  // `fetcher` must outlive the cache. lru_capacity 0 disables the LRU.
-  FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity);
+  // `fetcher` (and `metrics`, which may be null) must outlive the cache.
+  // lru_capacity 0 disables the LRU.
+  FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
+            FrontendMetrics* metrics = nullptr);
 
   const ReadLayout& layout() const { return *layout_; }
   std::shared_ptr<const ReadLayout> layout_ptr() const { return layout_; }
@@ -101,6 +104,7 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   SegmentFetcher* const fetcher_;
   const std::shared_ptr<const ReadLayout> layout_;
   const size_t lru_capacity_;
+  FrontendMetrics* const metrics_;  // never null (a no-op instance when none given)
 
   mutable absl::Mutex mu_;  // protects the LRU, the missing set, pending fetches, counters
   std::list<int32_t> lru_ ABSL_GUARDED_BY(mu_);  // front = most recent
@@ -117,7 +121,9 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
 // so a scanner's separate small requests share one segment LRU. Thread-safe.
 class FileCacheRegistry {
  public:
-  FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file);
+  // `metrics` may be null; it gets the caches' hit/miss/cancel counts.
+  FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file,
+                    FrontendMetrics* metrics = nullptr);
   // The cache for layout->key, created if needed (a changed layout for the same
   // key replaces the old cache).
   std::shared_ptr<FileCache> Get(std::shared_ptr<const ReadLayout> layout);
@@ -128,6 +134,7 @@ class FileCacheRegistry {
   SegmentFetcher* const fetcher_;
   const size_t capacity_;
   const size_t lru_segments_;
+  FrontendMetrics* const metrics_;
   absl::Mutex mu_;  // protects the map and LRU order
   std::list<std::string> order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::pair<std::shared_ptr<FileCache>, std::list<std::string>::iterator>> caches_

@@ -28,6 +28,16 @@ class FrontendMetrics {
   // same connection ended.
   virtual void Seek() {}
   virtual void ConnectionRejected() {}  // max_connections reached
+  // A segment read served without a new fetch: from the file's LRU, or by
+  // joining a fetch of the same segment already in flight.
+  virtual void SegmentCacheHit() {}
+  // A segment read that started a fetch.
+  virtual void SegmentCacheMiss() {}
+  // A fetch cancelled because no reader wanted it any more (client gone,
+  // seek, stream killed).
+  virtual void FetchCancelled() {}
+  // A stream ended through DELETE /api/streams/ID.
+  virtual void StreamKilled() {}
 };
 
 // Plain atomic counters; for tests and for a lead wiring another backend.
@@ -45,9 +55,13 @@ class CountingFrontendMetrics : public FrontendMetrics {
   }
   void Seek() override { seeks.fetch_add(1); }
   void ConnectionRejected() override { rejected.fetch_add(1); }
+  void SegmentCacheHit() override { cache_hits.fetch_add(1); }
+  void SegmentCacheMiss() override { cache_misses.fetch_add(1); }
+  void FetchCancelled() override { fetches_cancelled.fetch_add(1); }
+  void StreamKilled() override { streams_killed.fetch_add(1); }
 
   std::atomic<int64_t> requests{0}, errors_5xx{0}, bytes{0}, streams_active{0}, client_disconnects{0}, seeks{0},
-      rejected{0};
+      rejected{0}, cache_hits{0}, cache_misses{0}, fetches_cancelled{0}, streams_killed{0};
 };
 
 }  // namespace nzbmesh::frontend

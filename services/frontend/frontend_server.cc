@@ -31,6 +31,7 @@ namespace {
 
 constexpr absl::string_view kDavPrefix = "/dav";
 constexpr const char* kDavAllow = "OPTIONS, GET, HEAD, PROPFIND, DELETE";
+constexpr absl::string_view kStreamsPath = "/api/streams";
 
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
 
@@ -135,7 +136,11 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
         ioc_(std::move(ioc)),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
-        id_(id) {}
+        id_(id) {
+    beast::error_code ec;
+    auto remote = socket_.remote_endpoint(ec);
+    if (!ec) client_ = remote.address().to_string();
+  }
 
   ~Session() { server_->Unregister(id_); }
 
@@ -158,6 +163,12 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
  private:
   enum class State { kIdle, kReading, kHandling, kStreaming, kClosed };
 
+  // The current part's reader as GET /api/streams sees it (another thread).
+  struct ReaderRef {
+    absl::Mutex mu;  // protects reader
+    std::weak_ptr<FileReader> reader ABSL_GUARDED_BY(mu);
+  };
+
   struct Stream {
     std::shared_ptr<FileCache> file;
     std::vector<ByteRange> parts;
@@ -171,8 +182,11 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     std::string prefix;  // bytes to send before the next chunk (headers, part headers)
     bool headers_sent = false;
     int64_t body_bytes = 0;
+    int64_t file_pos = 0;  // next file byte of the current part
     absl::Time started;
     uint64_t gen = 0;
+    std::shared_ptr<ActiveStream> entry;  // in server_->streams_
+    std::shared_ptr<ReaderRef> reader_ref = std::make_shared<ReaderRef>();
   };
 
   // ---- plumbing -------------------------------------------------------------
@@ -355,7 +369,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     std::string h = absl::StrCat("HTTP/1.1 ", status, " ", Reason(status), "\r\n");
     absl::StrAppend(&h, "Date: ", HttpDate(absl::Now()), "\r\nServer: nzbmesh\r\n");
     for (const auto& [k, v] : headers) absl::StrAppend(&h, k, ": ", v, "\r\n");
-    absl::StrAppend(&h, "Content-Length: ", content_length, "\r\n");
+    if (status != 204) absl::StrAppend(&h, "Content-Length: ", content_length, "\r\n");  // RFC 9110 §8.6
     absl::StrAppend(&h, "Connection: ", close ? "close" : "keep-alive", "\r\n\r\n");
     return h;
   }
@@ -400,6 +414,8 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
       SendForRequest(server_->draining_.load() ? TextReply(503, "draining") : TextReply(200, "ready"));
     } else if (path == "/sabnzbd/api" || path == "/api" || path == "/sabnzbd/api/") {
       HandleSab();
+    } else if (path == kStreamsPath || absl::StartsWith(path, absl::StrCat(kStreamsPath, "/"))) {
+      HandleStreamsApi(path);
     } else if (path == kDavPrefix || absl::StartsWith(path, "/dav/")) {
       HandleDav(path);
     } else if (path == "/") {
@@ -693,6 +709,32 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     status_ = plan.status;
     if (last_end_ >= 0 && s->parts[0].first != last_end_) server_->metrics_->Seek();
     last_end_ = s->parts.back().last + 1;
+    ActiveStream::Info info;
+    info.path = absl::StrCat(kDavPrefix, path_);
+    info.client = client_;
+    info.user_agent = std::string(req_[http::field::user_agent]);
+    info.started = request_start_;
+    info.offset = s->parts[0].first;
+    std::weak_ptr<Session> weak = weak_from_this();
+    uint64_t gen = s->gen;
+    s->entry = server_->streams_.Start(
+        std::move(info),
+        [weak, gen](std::function<void(bool)> done) {
+          auto self = weak.lock();
+          if (self == nullptr) {
+            done(false);
+            return;
+          }
+          self->Post([self, gen, done = std::move(done)] { done(self->Kill(gen)); });
+        },
+        [ref = s->reader_ref]() -> int64_t {
+          std::shared_ptr<FileReader> r;
+          {
+            absl::MutexLock lock(&ref->mu);
+            r = ref->reader.lock();
+          }
+          return r == nullptr ? 0 : r->stats().reserved_bytes;
+        });
     stream_ = std::move(s);
     state_ = State::kStreaming;
     server_->active_streams_.fetch_add(1);
@@ -717,6 +759,9 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     if (stream_->reader != nullptr) stream_->reader->Close();
     stream_->reader = FileReader::Open(ReaderEnv{&server_->budget_, &server_->closers_, &server_->scheduler_},
                                        stream_->file, r.first, r.last + 1, std::move(ro));
+    stream_->file_pos = r.first;
+    absl::MutexLock lock(&stream_->reader_ref->mu);
+    stream_->reader_ref->reader = stream_->reader;
   }
 
   void ReadMore() {
@@ -794,6 +839,11 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
                           return;
                         }
                         self->stream_->body_bytes += static_cast<int64_t>(n);
+                        self->stream_->file_pos += static_cast<int64_t>(n);
+                        if (n > 0) {
+                          self->stream_->entry->AddBytes(static_cast<int64_t>(n), self->stream_->file_pos,
+                                                         absl::Now());
+                        }
                         self->server_->metrics_->BytesServed(static_cast<int64_t>(n));
                         if (last) {
                           self->FinishStream();
@@ -806,6 +856,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   // Releases the reader and the broker session of the current response.
   void EndStream(bool client_gone) {
     if (stream_ == nullptr) return;
+    server_->streams_.End(*stream_->entry, absl::Now());
     if (stream_->reader != nullptr) stream_->reader->Close();
     stream_->reader.reset();
     stream_->session.reset();
@@ -859,6 +910,87 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     if (stream_ != nullptr) Watch();
   }
 
+  // ---- admin API: /api/streams ----------------------------------------------
+
+  // DELETE /api/streams/ID reached this session: ends response `gen` if it is
+  // still the one streaming. True when it was.
+  bool Kill(uint64_t gen) {
+    if (state_ == State::kClosed || stream_ == nullptr || stream_->gen != gen) return false;
+    server_->metrics_->StreamKilled();
+    log::Info("stream killed through the admin API", {{"path", path_}, {"client", client_}});
+    Abort(false);
+    return true;
+  }
+
+  // True when the request carries the API key (header X-Api-Key or ?apikey=);
+  // otherwise sends 401/403 and returns false.
+  bool CheckApiKey() {
+    if (o_.api_key.empty()) {
+      SendForRequest(TextReply(403, "the admin API is disabled: set api_key in the frontend config"));
+      return false;
+    }
+    std::string key(req_["X-Api-Key"]);
+    if (key.empty()) {
+      auto q = ParseQuery(query_);
+      if (auto it = q.find("apikey"); it != q.end()) key = it->second;
+    }
+    if (key.empty()) {
+      Reply r = TextReply(401, "API key required: send it in the X-Api-Key header or the apikey parameter");
+      r.headers.emplace_back("WWW-Authenticate", "X-Api-Key");
+      SendForRequest(std::move(r));
+      return false;
+    }
+    if (!ConstantTimeEquals(key, o_.api_key)) {
+      SendForRequest(TextReply(403, "API key incorrect"));
+      return false;
+    }
+    return true;
+  }
+
+  void HandleStreamsApi(absl::string_view path) {
+    if (!CheckApiKey()) return;
+    absl::string_view rest = path.substr(kStreamsPath.size());
+    if (rest.empty() || rest == "/") {
+      if (method_ != "GET" && method_ != "HEAD") {
+        Reply r = TextReply(405, "use GET to list streams");
+        r.headers.emplace_back("Allow", "GET, HEAD");
+        SendForRequest(std::move(r));
+        return;
+      }
+      Reply r;
+      r.headers.emplace_back("Content-Type", "application/json");
+      r.headers.emplace_back("Cache-Control", "no-store");
+      r.body = server_->streams_.ListJson(absl::Now());
+      r.head_only = method_ == "HEAD";
+      SendForRequest(std::move(r));
+      return;
+    }
+    std::string id(rest.substr(1));
+    if (method_ != "DELETE") {
+      Reply r = TextReply(405, "use DELETE to end a stream");
+      r.headers.emplace_back("Allow", "DELETE");
+      SendForRequest(std::move(r));
+      return;
+    }
+    std::shared_ptr<ActiveStream> target = server_->streams_.Find(id);
+    if (target == nullptr) {
+      SendForRequest(TextReply(404, absl::StrCat("no active stream ", id)));
+      return;
+    }
+    target->Kill([self = shared_from_this(), id](bool killed) {
+      self->Post([self, id, killed] {
+        if (self->state_ == State::kClosed) return;
+        if (!killed) {
+          self->SendForRequest(TextReply(404, absl::StrCat("stream ", id, " already ended")));
+          return;
+        }
+        Reply r;
+        r.status = 204;
+        self->SendForRequest(std::move(r));
+      });
+    });
+  }
+
   // ---- SABnzbd ------------------------------------------------------------
 
   void HandleSab() {
@@ -909,6 +1041,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   http::request<http::string_body> req_;
   bool keep_alive_ = true;
   std::string method_;
+  std::string client_;  // remote IP address
   std::string path_;
   std::string query_;
   absl::Time request_start_;
@@ -947,7 +1080,8 @@ FrontendServer::FrontendServer(const Options& options, Deps deps)
       metrics_(deps.metrics != nullptr ? deps.metrics : &default_metrics_),
       budget_(options.stream_memory_limit),
       closers_(std::max(1, options.closer_threads)),
-      files_(deps.fetcher, options.cached_files, options.lru_segments_per_file),
+      files_(deps.fetcher, options.cached_files, options.lru_segments_per_file, metrics_),
+      streams_(StreamRegistry::Options{options.recent_streams, options.recent_streams_ttl}),
       ioc_(std::make_shared<asio::io_context>(std::max(1, options.io_threads))) {}
 
 FrontendServer::~FrontendServer() { Shutdown(absl::ZeroDuration()); }

@@ -9,6 +9,12 @@
 // the socket so a client disconnect is seen at once (F9): the reader is closed
 // (every outstanding fetch cancelled) and the broker stream session released.
 // Closing readers drains on a bounded closer pool (F7).
+//
+// Admin API (API key in X-Api-Key or ?apikey=): GET /api/streams lists the
+// streaming responses in progress (StreamRegistry; sessions update their
+// counters with atomics, no lock per chunk); DELETE /api/streams/ID aborts one
+// on its own strand: its fetches are cancelled and its broker session closed
+// before the 204 is sent.
 #ifndef NZBMESH_SERVICES_FRONTEND_FRONTEND_SERVER_H_
 #define NZBMESH_SERVICES_FRONTEND_FRONTEND_SERVER_H_
 
@@ -29,6 +35,7 @@
 #include "services/frontend/frontend_metrics.h"
 #include "services/frontend/reader_support.h"
 #include "services/frontend/segment_fetcher.h"
+#include "services/frontend/stream_registry.h"
 
 namespace boost::asio {
 class io_context;
@@ -75,7 +82,8 @@ class FrontendServer {
     std::vector<WebDavUser> webdav_users;
     // Realm in WWW-Authenticate.
     std::string auth_realm = "nzbmesh";
-    // Key of the SABnzbd API. Empty = every call but mode=version is refused.
+    // Key of the SABnzbd API and of /api/streams. Empty = every SABnzbd call
+    // but mode=version is refused, and /api/streams answers 403.
     std::string api_key;
     // Where the user's mount shows /dav/ (SABnzbd history `storage`).
     std::string complete_dir = "/mnt/nzbmesh";
@@ -102,6 +110,10 @@ class FrontendServer {
     // A bounded range no longer than this is read with the PROBE class
     // (media scanners) instead of STREAM. 0 = always STREAM.
     int64_t probe_max_bytes = 1 << 20;
+    // Ended streams GET /api/streams still lists ("recent"), and for how long.
+    // 0 = none.
+    size_t recent_streams = 32;
+    absl::Duration recent_streams_ttl = absl::Minutes(10);
   };
 
   // Dependencies; all must outlive the server. `metrics` may be null.
@@ -128,6 +140,8 @@ class FrontendServer {
   int open_connections() const;
   int active_streams() const { return active_streams_.load(); }
   const MemoryBudget& memory_budget() const { return budget_; }
+  // The /api/streams body (see StreamRegistry::ListJson).
+  std::string StreamsJson() const { return streams_.ListJson(absl::Now()); }
 
  private:
   class Session;
@@ -147,6 +161,7 @@ class FrontendServer {
   CloserPool closers_;
   DelayScheduler scheduler_;
   FileCacheRegistry files_;
+  StreamRegistry streams_;
 
   std::atomic<bool> draining_{false};
   std::atomic<int> active_streams_{0};

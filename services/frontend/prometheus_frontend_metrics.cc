@@ -12,7 +12,7 @@ const char* const kMethods[] = {"GET",  "HEAD", "OPTIONS",   "PROPFIND", "DELETE
 
 PrometheusFrontendMetrics::PrometheusFrontendMetrics(metrics::Registry& registry) : registry_(registry) {
   auto& req = metrics::BuildCounter()
-                  .Name("nzbmesh_frontend_requests_total")
+                  .Name("nzbmesh_frontend_http_requests_total")
                   .Help("HTTP requests answered, by method and status class.")
                   .Register(registry);
   for (const char* m : kMethods) {
@@ -21,7 +21,7 @@ PrometheusFrontendMetrics::PrometheusFrontendMetrics(metrics::Registry& registry
     }
   }
   bytes_ = &metrics::BuildCounter()
-                .Name("nzbmesh_frontend_bytes_served_total")
+                .Name("nzbmesh_frontend_bytes_sent_total")
                 .Help("Response body bytes written to clients.")
                 .Register(registry)
                 .Add({});
@@ -31,7 +31,7 @@ PrometheusFrontendMetrics::PrometheusFrontendMetrics(metrics::Registry& registry
                   .Register(registry)
                   .Add({});
   ttfb_ = &metrics::BuildHistogram()
-               .Name("nzbmesh_frontend_time_to_first_byte_seconds")
+               .Name("nzbmesh_frontend_stream_ttfb_seconds")
                .Help("Request received to first body byte written.")
                .Register(registry)
                .Add({}, metrics::LatencyBuckets());
@@ -55,6 +55,26 @@ PrometheusFrontendMetrics::PrometheusFrontendMetrics(metrics::Registry& registry
                      .Help("Read-ahead memory reserved by all streams.")
                      .Register(registry)
                      .Add({});
+  cache_hits_ = &metrics::BuildCounter()
+                     .Name("nzbmesh_frontend_segment_cache_hits_total")
+                     .Help("Segment reads served without a new fetch (file LRU, or joined a fetch in flight).")
+                     .Register(registry)
+                     .Add({});
+  cache_misses_ = &metrics::BuildCounter()
+                       .Name("nzbmesh_frontend_segment_cache_misses_total")
+                       .Help("Segment reads that started a fetch from the broker.")
+                       .Register(registry)
+                       .Add({});
+  cancelled_ = &metrics::BuildCounter()
+                    .Name("nzbmesh_frontend_fetches_cancelled_total")
+                    .Help("Segment fetches cancelled because no reader wanted them any more.")
+                    .Register(registry)
+                    .Add({});
+  killed_ = &metrics::BuildCounter()
+                 .Name("nzbmesh_frontend_streams_killed_total")
+                 .Help("Streams ended by an operator through DELETE /api/streams/ID.")
+                 .Register(registry)
+                 .Add({});
 }
 
 void PrometheusFrontendMetrics::ObserveMemoryBudget(const MemoryBudget* budget) {

@@ -1,13 +1,17 @@
 // FrontendMetrics backed by //common/metrics (Prometheus text format). Handles
 // are resolved at construction; every update is a lock-free atomic.
-//   nzbmesh_frontend_requests_total{method, code}   code = 1xx..5xx
-//   nzbmesh_frontend_bytes_served_total
+//   nzbmesh_frontend_http_requests_total{method, code}   code = 1xx..5xx
+//   nzbmesh_frontend_bytes_sent_total
 //   nzbmesh_frontend_active_streams
-//   nzbmesh_frontend_time_to_first_byte_seconds     histogram
+//   nzbmesh_frontend_stream_ttfb_seconds     histogram
 //   nzbmesh_frontend_seeks_total
 //   nzbmesh_frontend_client_disconnects_total
 //   nzbmesh_frontend_connections_rejected_total
 //   nzbmesh_frontend_read_ahead_bytes               (after ObserveMemoryBudget)
+//   nzbmesh_frontend_segment_cache_hits_total
+//   nzbmesh_frontend_segment_cache_misses_total
+//   nzbmesh_frontend_fetches_cancelled_total
+//   nzbmesh_frontend_streams_killed_total
 #ifndef NZBMESH_SERVICES_FRONTEND_PROMETHEUS_FRONTEND_METRICS_H_
 #define NZBMESH_SERVICES_FRONTEND_PROMETHEUS_FRONTEND_METRICS_H_
 
@@ -36,6 +40,10 @@ class PrometheusFrontendMetrics : public FrontendMetrics {
   void TimeToFirstByte(absl::Duration d) override { ttfb_->Observe(absl::ToDoubleSeconds(d)); }
   void Seek() override { seeks_->Increment(); }
   void ConnectionRejected() override { rejected_->Increment(); }
+  void SegmentCacheHit() override { cache_hits_->Increment(); }
+  void SegmentCacheMiss() override { cache_misses_->Increment(); }
+  void FetchCancelled() override { cancelled_->Increment(); }
+  void StreamKilled() override { killed_->Increment(); }
 
  private:
   metrics::Registry& registry_;
@@ -48,6 +56,10 @@ class PrometheusFrontendMetrics : public FrontendMetrics {
   metrics::Counter* disconnects_;
   metrics::Counter* rejected_;
   metrics::Gauge* read_ahead_;
+  metrics::Counter* cache_hits_;
+  metrics::Counter* cache_misses_;
+  metrics::Counter* cancelled_;
+  metrics::Counter* killed_;
 };
 
 }  // namespace nzbmesh::frontend

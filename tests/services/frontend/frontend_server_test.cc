@@ -495,5 +495,120 @@ TEST_F(ServerTest, ShutdownClosesIdleConnectionsAndFinishesStreams) {
   EXPECT_FALSE(late.connected() && late.Send(Get("/healthz")) && late.ReadResponse(&r, true, absl::Seconds(1)));
 }
 
+// ---- admin API: /api/streams -------------------------------------------------
+
+std::string Admin(const std::string& method, const std::string& target, const std::string& key = "k3y") {
+  return absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: t\r\n", key.empty() ? "" : "X-Api-Key: " + key + "\r\n",
+                      "\r\n");
+}
+
+TEST_F(ServerTest, StreamsApiNeedsTheApiKey) {
+  StartServer();  // no api_key configured
+  HttpResponse r = Fetch(port_, Admin("GET", "/api/streams"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "the admin API is disabled: set api_key in the frontend config\n");
+  server_->Shutdown(absl::ZeroDuration());
+  options_.api_key = "k3y";
+  StartServer();
+  r = Fetch(port_, Admin("GET", "/api/streams", ""));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.header("www-authenticate"), "X-Api-Key");
+  EXPECT_EQ(Fetch(port_, Admin("GET", "/api/streams", "wrong")).status, 403);
+  EXPECT_EQ(Fetch(port_, Admin("DELETE", "/api/streams/s1", "wrong")).status, 403);
+  r = Fetch(port_, Admin("GET", "/api/streams"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  EXPECT_EQ(r.body, "{\"streams\":[],\"recent\":[]}");
+  EXPECT_EQ(Fetch(port_, Admin("GET", "/api/streams?apikey=k3y", "")).body, "{\"streams\":[],\"recent\":[]}");
+  EXPECT_EQ(Fetch(port_, Admin("DELETE", "/api/streams/s99")).status, 404);
+  EXPECT_EQ(Fetch(port_, Admin("DELETE", "/api/streams/nonsense")).status, 404);
+  r = Fetch(port_, Admin("POST", "/api/streams"));
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.header("allow"), "GET, HEAD");
+}
+
+class StreamsApiTest : public ServerTest {
+ protected:
+  static constexpr char kBig[] = "/movies/Big/big.mkv";
+  void SetUp() override {
+    ServerTest::SetUp();
+    AddFile(kBig, 40, 100000, 100000);
+    fetcher_.SetLatency(absl::Seconds(30));  // only segment 0 arrives
+    fetcher_.SetLatency(ids_[kBig][0], absl::ZeroDuration());
+    options_.initial_read_ahead = 8;
+    options_.api_key = "k3y";
+    StartServer();
+  }
+  // Starts a stream from byte 50000 and reads its first 50000 body bytes.
+  void StartStream(HttpConn& c) {
+    ASSERT_TRUE(c.Send(Get("/dav/movies/Big/big.mkv", "Range: bytes=50000-\r\nUser-Agent: Lavf/59.27.100\r\n")));
+    HttpResponse r;
+    ASSERT_TRUE(c.ReadResponse(&r, /*read_body=*/false));
+    ASSERT_EQ(r.status, 206);
+    ASSERT_TRUE(c.Fill(50000, absl::Now() + absl::Seconds(5)));
+    ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() >= 7; }, absl::Seconds(2)));
+  }
+  // Polls GET /api/streams until its body contains `fragment`.
+  std::string WaitForListing(const std::string& fragment) {
+    std::string body;
+    fetcher_.WaitFor(
+        [&](const FakeSegmentFetcher&) {
+          body = Fetch(port_, Admin("GET", "/api/streams")).body;
+          return absl::StrContains(body, fragment);
+        },
+        absl::Seconds(3));
+    return body;
+  }
+};
+
+TEST_F(StreamsApiTest, ListsTheActiveStream) {
+  HttpConn c(port_);
+  StartStream(c);
+  std::string body = WaitForListing("\"bytes_sent\":50000");
+  EXPECT_TRUE(absl::StrContains(body, "{\"streams\":[{\"id\":\"s1\",\"path\":\"/dav/movies/Big/big.mkv\","
+                                      "\"client\":\"127.0.0.1\",\"user_agent\":\"Lavf/59.27.100\",\"started_unix_ms\":"))
+      << body;
+  EXPECT_TRUE(absl::StrContains(body, "\"offset\":100000,\"bytes_sent\":50000,\"bytes_per_second\":")) << body;
+  EXPECT_TRUE(absl::StrContains(body, "\"read_ahead_bytes\":")) << body;
+  EXPECT_FALSE(absl::StrContains(body, "\"read_ahead_bytes\":0}")) << body;  // 7 segments reserved
+  EXPECT_TRUE(absl::StrContains(body, "],\"recent\":[]}")) << body;
+}
+
+TEST_F(StreamsApiTest, DeleteAbortsTheStreamCancelsFetchesAndClosesTheSession) {
+  HttpConn c(port_);
+  StartStream(c);
+  WaitForListing("\"id\":\"s1\"");
+  EXPECT_EQ(fetcher_.sessions_open(), 1);
+  HttpResponse r = Fetch(port_, Admin("DELETE", "/api/streams/s1"));
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.header("content-length"), "");
+  EXPECT_TRUE(c.WaitClosed(absl::Seconds(2)));  // the player sees the connection end
+  ASSERT_TRUE(fetcher_.WaitFor(
+      [](const FakeSegmentFetcher& f) { return f.in_flight() == 0 && f.sessions_open() == 0; }, absl::Seconds(2)));
+  EXPECT_GE(fetcher_.cancels(), 7);
+  EXPECT_GE(metrics_.fetches_cancelled.load(), 7);
+  EXPECT_EQ(metrics_.streams_killed.load(), 1);
+  EXPECT_EQ(server_->active_streams(), 0);
+  std::string body = Fetch(port_, Admin("GET", "/api/streams")).body;
+  EXPECT_TRUE(absl::StartsWith(body, "{\"streams\":[],\"recent\":[{\"id\":\"s1\",\"path\":\"/dav/movies/Big/big.mkv\""))
+      << body;
+  EXPECT_TRUE(absl::StrContains(body, "\"bytes_sent\":50000}]}")) << body;
+  EXPECT_EQ(Fetch(port_, Admin("DELETE", "/api/streams/s1")).status, 404);  // already gone
+}
+
+TEST_F(ServerTest, SegmentCacheHitsMissesAreCounted) {
+  StartServer();
+  EXPECT_EQ(Fetch(port_, Get(kFileUrl)).status, 200);
+  EXPECT_EQ(metrics_.cache_misses.load(), 10);
+  EXPECT_EQ(metrics_.cache_hits.load(), 0);
+  // Segment 9 is in the file's LRU (8 most recent segments).
+  HttpResponse r = Fetch(port_, Get(kFileUrl, "Range: bytes=9000-9099\r\n"));
+  EXPECT_EQ(r.status, 206);
+  EXPECT_TRUE(r.body == content_[kFile].substr(9000, 100));
+  EXPECT_EQ(metrics_.cache_misses.load(), 10);
+  EXPECT_EQ(metrics_.cache_hits.load(), 1);
+  EXPECT_EQ(fetcher_.total_calls(), 10);
+}
+
 }  // namespace
 }  // namespace nzbmesh::frontend
