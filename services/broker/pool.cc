@@ -495,7 +495,9 @@ void Pool::DispatchLocked() {
       it = q.erase(it);
       --free_slots;
       if (c > 0) ++below_stream;
-      metrics_->queue_wait[c]->Observe(absl::ToDoubleSeconds(clock_->Now() - op->enqueued_at));
+      const absl::Duration waited = clock_->Now() - op->enqueued_at;
+      metrics_->queue_wait[c]->Observe(absl::ToDoubleSeconds(waited));
+      if (options_.on_dispatch) options_.on_dispatch(static_cast<TrafficClass>(c), waited);
       AssignLocked(op, p);
     }
   }

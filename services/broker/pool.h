@@ -97,6 +97,9 @@ struct PoolOptions {
   absl::Duration attempt_timeout_max = absl::Seconds(10);
   Clock* clock = Clock::Real();
   uint64_t random_seed = 0;         // 0 = from the clock
+  // Called under the pool's lock each time a request is dispatched, with its
+  // queue wait (benchmarks; must be cheap and must not call into the pool).
+  std::function<void(TrafficClass, absl::Duration)> on_dispatch;
 };
 
 struct FetchRequest {
