@@ -97,11 +97,12 @@ FrontendMetrics* NoMetrics() {
 }  // namespace
 
 FileCache::FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
-                     FrontendMetrics* metrics)
+                     FrontendMetrics* metrics, absl::Duration missing_ttl)
     : fetcher_(fetcher),
       layout_(std::move(layout)),
       lru_capacity_(lru_capacity),
-      metrics_(metrics != nullptr ? metrics : NoMetrics()) {}
+      metrics_(metrics != nullptr ? metrics : NoMetrics()),
+      missing_ttl_(missing_ttl) {}
 
 std::shared_ptr<const std::string> FileCache::Lookup(int32_t segment) {
   std::shared_ptr<const std::string> data;
@@ -120,7 +121,8 @@ std::shared_ptr<const std::string> FileCache::Lookup(int32_t segment) {
 absl::Status FileCache::KnownMissing(int32_t segment) const {
   absl::MutexLock lock(&mu_);
   auto it = missing_.find(segment);
-  return it == missing_.end() ? absl::OkStatus() : it->second;
+  if (it == missing_.end() || absl::Now() - it->second.second >= missing_ttl_) return absl::OkStatus();
+  return it->second.first;
 }
 
 void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) {
@@ -152,8 +154,8 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
       lru_.splice(lru_.begin(), lru_, hit->second.second);
       ++lru_hits_;
       immediate = hit->second.first;
-    } else if (miss != missing_.end()) {
-      immediate = miss->second;
+    } else if (miss != missing_.end() && absl::Now() - miss->second.second < missing_ttl_) {
+      immediate = miss->second.first;
     } else {
       auto it = pending_.find(segment);
       if (it != pending_.end()) {
@@ -214,7 +216,7 @@ void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pend
       InsertLocked(segment, result->data);
     } else {
       out = result.status();
-      if (absl::IsNotFound(result.status())) missing_[segment] = result.status();
+      if (absl::IsNotFound(result.status())) missing_[segment] = {result.status(), absl::Now()};
     }
     auto it = pending_.find(segment);
     if (it != pending_.end() && it->second == pending) pending_.erase(it);
@@ -259,11 +261,12 @@ int64_t FileCache::lru_hits() const {
 }
 
 FileCacheRegistry::FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file,
-                                     FrontendMetrics* metrics)
+                                     FrontendMetrics* metrics, absl::Duration missing_ttl)
     : fetcher_(fetcher),
       capacity_(std::max<size_t>(1, capacity)),
       lru_segments_(lru_segments_per_file),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      missing_ttl_(missing_ttl) {}
 
 std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayout> layout) {
   absl::MutexLock lock(&mu_);
@@ -272,7 +275,7 @@ std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayo
     order_.splice(order_.begin(), order_, it->second.second);
     return it->second.first;
   }
-  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_);
+  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_, missing_ttl_);
   order_.push_front(layout->key);
   caches_[layout->key] = {cache, order_.begin()};
   while (caches_.size() > capacity_) {

@@ -18,6 +18,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "nzbmesh/importer/v1/catalog.pb.h"
 #include "services/frontend/frontend_metrics.h"
 #include "services/frontend/segment_fetcher.h"
@@ -77,15 +79,18 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
 
   // `fetcher` (and `metrics`, which may be null) must outlive the cache.
   // lru_capacity 0 disables the LRU.
+  // A segment found missing is not fetched again for `missing_ttl` (F3: no
+  // reader re-fetches it); after that a provider may have it again (a
+  // backbone outage, a re-post), so it is tried afresh.
   FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
-            FrontendMetrics* metrics = nullptr);
+            FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60));
 
   const ReadLayout& layout() const { return *layout_; }
   std::shared_ptr<const ReadLayout> layout_ptr() const { return layout_; }
 
   // The decoded segment when cached (refreshes its LRU position), else nullptr.
   std::shared_ptr<const std::string> Lookup(int32_t segment);
-  // NOT_FOUND status when the segment is known missing, else OK.
+  // NOT_FOUND status when the segment is known missing (within missing_ttl), else OK.
   absl::Status KnownMissing(int32_t segment) const;
 
   // Fetches `segment` (or joins a fetch already running). `done` runs once
@@ -105,12 +110,14 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   const std::shared_ptr<const ReadLayout> layout_;
   const size_t lru_capacity_;
   FrontendMetrics* const metrics_;  // never null (a no-op instance when none given)
+  const absl::Duration missing_ttl_;
 
   mutable absl::Mutex mu_;  // protects the LRU, the missing set, pending fetches, counters
   std::list<int32_t> lru_ ABSL_GUARDED_BY(mu_);  // front = most recent
   absl::flat_hash_map<int32_t, std::pair<std::shared_ptr<const std::string>, std::list<int32_t>::iterator>> cached_
       ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<int32_t, absl::Status> missing_ ABSL_GUARDED_BY(mu_);
+  // Known-missing segments: the NOT_FOUND status and when it was learnt.
+  absl::flat_hash_map<int32_t, std::pair<absl::Status, absl::Time>> missing_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int32_t, std::shared_ptr<Ticket::Pending>> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t fetches_started_ ABSL_GUARDED_BY(mu_) = 0;
@@ -123,7 +130,7 @@ class FileCacheRegistry {
  public:
   // `metrics` may be null; it gets the caches' hit/miss/cancel counts.
   FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file,
-                    FrontendMetrics* metrics = nullptr);
+                    FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60));
   // The cache for layout->key, created if needed (a changed layout for the same
   // key replaces the old cache).
   std::shared_ptr<FileCache> Get(std::shared_ptr<const ReadLayout> layout);
@@ -135,6 +142,7 @@ class FileCacheRegistry {
   const size_t capacity_;
   const size_t lru_segments_;
   FrontendMetrics* const metrics_;
+  const absl::Duration missing_ttl_;
   absl::Mutex mu_;  // protects the map and LRU order
   std::list<std::string> order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::pair<std::shared_ptr<FileCache>, std::list<std::string>::iterator>> caches_

@@ -1080,7 +1080,8 @@ FrontendServer::FrontendServer(const Options& options, Deps deps)
       metrics_(deps.metrics != nullptr ? deps.metrics : &default_metrics_),
       budget_(options.stream_memory_limit),
       closers_(std::max(1, options.closer_threads)),
-      files_(deps.fetcher, options.cached_files, options.lru_segments_per_file, metrics_),
+      files_(deps.fetcher, options.cached_files, options.lru_segments_per_file, metrics_,
+             options.missing_segment_ttl),
       streams_(StreamRegistry::Options{options.recent_streams, options.recent_streams_ttl}),
       ioc_(std::make_shared<asio::io_context>(std::max(1, options.io_threads))) {}
 

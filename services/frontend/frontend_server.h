@@ -97,6 +97,9 @@ class FrontendServer {
     int64_t stream_memory_limit = int64_t{512} << 20;
     // Decoded segments cached per file for small random reads (F5).
     size_t lru_segments_per_file = 8;
+    // A segment found missing is not fetched again for this long (F3), then
+    // tried afresh (a provider may have it again).
+    absl::Duration missing_segment_ttl = absl::Seconds(60);
     // Files whose segment caches are kept.
     size_t cached_files = 256;
     // Threads draining closed readers; more closes run inline (F7).

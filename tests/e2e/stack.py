@@ -119,10 +119,17 @@ class Stack:
         self.env["NZBMESH_NNTP_PASSWORD"] = "nntp-pass"
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self):
-        pg = os.environ.get("NZBMESH_PG_URL")
-        if not pg:
-            raise AssertionError("NZBMESH_PG_URL is not set: run through ./deploy/local/test.sh")
+    def start(self, own_postgres=False):
+        """own_postgres: run a private PostgreSQL cluster (so a test may
+        restart it) instead of a database in NZBMESH_PG_URL's server."""
+        if own_postgres:
+            self.pg_dir = tempfile.mkdtemp(prefix="nzbmesh-e2e-pg-", dir="/tmp")
+            self.pg_port = free_port()
+            pg = self.postgres("start")
+        else:
+            pg = os.environ.get("NZBMESH_PG_URL")
+            if not pg:
+                raise AssertionError("NZBMESH_PG_URL is not set: run through ./deploy/local/test.sh")
         self.db = f"e2e_{os.getpid()}_{random.randrange(1 << 30)}"
         subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {self.db}"], check=True)
         base = pg.rsplit("/", 1)[0]
@@ -189,6 +196,7 @@ frontend:
   importer: 127.0.0.1:{p['imp1']}
   api_key_env: NZBMESH_API_KEY
   shutdown_grace: 2s
+  missing_segment_ttl: 1s
   webdav_users:
     - username: {self.DAV_USER}
       password_env: NZBMESH_WEBDAV_PASSWORD
@@ -231,9 +239,21 @@ speedtest:
     def start_speedtest(self):
         return self._service("speedtest", "services/speedtest/speedtest", self.config_for(), self.ports["st_m"])
 
+    def postgres(self, action):
+        """start / stop the private cluster; returns the admin URL on start."""
+        argv = [runfile("deploy/local/pg.sh"), action, os.path.join(self.pg_dir, "data")]
+        if action == "start":
+            argv.append(str(self.pg_port))
+        r = subprocess.run(argv, capture_output=True, check=True, timeout=120)
+        return r.stdout.decode().strip()
+
     def stop(self):
         for name in list(self.procs):
             self.procs[name].stop(timeout=10)
+        if getattr(self, "pg_dir", None):
+            self.postgres("stop")
+            shutil.rmtree(self.pg_dir, ignore_errors=True)
+            self.db = None
         if getattr(self, "db", None):
             subprocess.run(["psql", self.pg_admin, "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"],
                            check=False)
