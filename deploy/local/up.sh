@@ -49,6 +49,8 @@ stop_all() { ./deploy/local/down.sh; }
 
 start nntp-testserver "$BIN"/tests/fakes/nntp_server/nntp_testserver --port="$NNTP_PORT" \
   --spool="$STATE/spool" --user=demo --pass="$NZBMESH_DEMO_NNTP_PASSWORD"
+# The test server binds its port before it has posted the spool; wait for it.
+for _ in $(seq 1 600); do grep -q "listening on" "$STATE/logs/nntp-testserver.log" 2>/dev/null && break; sleep 0.1; done
 start broker "$BIN"/services/broker/broker --config="$CONFIG"
 for svc in importer frontend speedtest; do
   bin="$BIN/services/$svc/$svc"
