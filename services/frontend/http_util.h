@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/strings/escape.h"
 
 namespace nzbmesh::frontend {
 
@@ -26,9 +27,9 @@ std::string DecodeQueryComponent(absl::string_view s);
 // "a=1&b=2" -> {a:1, b:2} (first value wins).
 std::map<std::string, std::string> ParseQuery(absl::string_view query);
 
-std::string XmlEscape(absl::string_view s);
+using ::nzbmesh::XmlEscape;  // common/strings/escape.h
 std::string HtmlEscape(absl::string_view s);
-std::string JsonEscape(absl::string_view s);  // without the quotes
+using ::nzbmesh::JsonEscape;  // without the quotes; common/strings/escape.h
 
 // Content type by file extension (video/x-matroska, video/mp4, ...).
 std::string ContentTypeFor(absl::string_view name);

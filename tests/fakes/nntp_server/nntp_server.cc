@@ -1,5 +1,7 @@
 #include "tests/fakes/nntp_server/nntp_server.h"
 
+#include "common/strings/escape.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -68,20 +70,6 @@ std::string CorruptBody(std::string body) {
   return body;
 }
 
-std::string XmlEscape(absl::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 int PollMs(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return -1;
