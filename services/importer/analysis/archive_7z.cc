@@ -13,6 +13,7 @@
 #include "services/importer/analysis/crc32.h"
 #include "services/importer/analysis/filenames.h"
 #include "services/importer/analysis/lzma_decoder.h"
+#include "services/importer/analysis/unicode.h"
 
 namespace nzbmesh::importer::archive_internal {
 namespace {
@@ -347,36 +348,6 @@ struct FileEntry {
   std::optional<absl::Time> mtime;
 };
 
-std::string Utf16LeToUtf8(absl::string_view b) {
-  std::string out;
-  for (size_t i = 0; i + 1 < b.size(); i += 2) {
-    uint32_t cp = static_cast<uint8_t>(b[i]) | (static_cast<uint8_t>(b[i + 1]) << 8);
-    if (cp >= 0xD800 && cp <= 0xDBFF && i + 3 < b.size()) {
-      const uint32_t lo = static_cast<uint8_t>(b[i + 2]) | (static_cast<uint8_t>(b[i + 3]) << 8);
-      if (lo >= 0xDC00 && lo <= 0xDFFF) {
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        i += 2;
-      }
-    }
-    if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-  return out;
-}
 
 absl::Status ParseFilesInfo(Cursor& c, std::vector<FileEntry>* files) {
   NZB_ASSIGN_OR_RETURN(uint64_t n, c.Count(std::min<uint64_t>(kMaxItems, c.remaining() * 8 + 8)));
