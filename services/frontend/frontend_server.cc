@@ -296,6 +296,12 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
       Send(std::move(r), "other");
       return;
     }
+    if (ec == http::error::body_limit) {  // a Content-Length over the limit, refused before the body
+      Reply r = TextReply(413, "request body too large");
+      r.close = true;
+      Send(std::move(r), "other");
+      return;
+    }
     if (ec) {
       if (ec != http::error::end_of_stream && ec != asio::error::eof && ec != asio::error::operation_aborted &&
           ec != asio::error::connection_reset) {

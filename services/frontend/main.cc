@@ -64,6 +64,9 @@ absl::StatusOr<FrontendConfig> ParseConfig(const config::ConfigFile& file) {
   NZB_ASSIGN_OR_RETURN(int64_t mem_mb, s.Int("stream_memory_limit_mb", c.server.stream_memory_limit >> 20));
   NZB_ASSIGN_OR_RETURN(int64_t lru, s.Int("lru_segments_per_file", static_cast<int64_t>(c.server.lru_segments_per_file)));
   NZB_ASSIGN_OR_RETURN(c.server.missing_segment_ttl, s.Duration("missing_segment_ttl", c.server.missing_segment_ttl));
+  NZB_ASSIGN_OR_RETURN(c.server.request_timeout, s.Duration("request_timeout", c.server.request_timeout));
+  NZB_ASSIGN_OR_RETURN(c.server.idle_timeout, s.Duration("idle_timeout", c.server.idle_timeout));
+  NZB_ASSIGN_OR_RETURN(c.server.write_timeout, s.Duration("write_timeout", c.server.write_timeout));
   NZB_ASSIGN_OR_RETURN(std::vector<std::string> cats, s.StringList("categories"));
   if (!cats.empty()) c.server.categories = cats;
   c.server.io_threads = static_cast<int>(io_threads);

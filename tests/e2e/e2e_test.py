@@ -280,6 +280,21 @@ class E2E(unittest.TestCase):
         reply = sock.recv(100)
         sock.close()
         self.assertIn(b"431", reply)
+        # A 2 GB NZB upload is refused from its Content-Length, before the body.
+        sock = socket.create_connection(("127.0.0.1", s.ports["fe1"]), timeout=10)
+        sock.sendall(f"POST /sabnzbd/api?mode=addfile&apikey={Stack.API_KEY} HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2147483648\r\n\r\n".encode())
+        reply = sock.recv(200)
+        sock.close()
+        self.assertIn(b"413", reply)
+        # Slowloris: a request that never completes is cut off, the server lives.
+        sock = socket.create_connection(("127.0.0.1", s.ports["fe1"]), timeout=60)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.time()
+        while sock.recv(4096):  # a 408 may come first; then the connection closes
+            pass
+        self.assertLess(time.time() - started, 30, "the server must close a request that never ends")
+        sock.close()
         # A flood of bad Basic auth: every one 401, nothing else changes.
         import base64
         bad = base64.b64encode(b"player:wrong").decode()

@@ -197,6 +197,7 @@ frontend:
   api_key_env: NZBMESH_API_KEY
   shutdown_grace: 2s
   missing_segment_ttl: 1s
+  request_timeout: 3s
   webdav_users:
     - username: {self.DAV_USER}
       password_env: NZBMESH_WEBDAV_PASSWORD
