@@ -62,7 +62,7 @@ absl::StatusOr<BrokerConfig> ParseBrokerConfig(const config::ConfigFile& file) {
     NZB_ASSIGN_OR_RETURN(int64_t max_conn, pr.Int("max_connections", 10));
     NZB_ASSIGN_OR_RETURN(int64_t depth, pr.Int("pipeline_depth", 2));
     NZB_ASSIGN_OR_RETURN(int64_t stat_depth, pr.Int("stat_pipeline_depth", 16));
-    (void)stat_depth;  // accepted for compatibility; STAT shares the BODY pipeline (see docs/ARCHITECTURE.md)
+    o.stat_pipeline_depth = static_cast<int>(stat_depth);
     o.max_connections = static_cast<int>(max_conn);
     o.pipeline_depth = static_cast<int>(depth);
     NZB_ASSIGN_OR_RETURN(o.backup, pr.Bool("backup", false));
@@ -72,9 +72,9 @@ absl::StatusOr<BrokerConfig> ParseBrokerConfig(const config::ConfigFile& file) {
     if (o.name.empty() || o.connection.host.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(pr.path(), ": name and host are required"));
     }
-    if (o.max_connections < 1 || o.pipeline_depth < 1 || port < 1 || port > 65535) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(pr.path(), ": max_connections >= 1, pipeline_depth >= 1 and a valid port are required"));
+    if (o.max_connections < 1 || o.pipeline_depth < 1 || o.stat_pipeline_depth < 1 || port < 1 || port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          pr.path(), ": max_connections >= 1, pipeline_depth >= 1, stat_pipeline_depth >= 1 and a valid port are required"));
     }
     p.providers.push_back(std::move(o));
   }

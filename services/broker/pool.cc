@@ -63,7 +63,8 @@ struct Pool::Provider {
   int dialing = 0, closing = 0;
   std::vector<std::shared_ptr<Conn>> conns;   // open
   std::deque<std::shared_ptr<FetchOp>> work;  // assigned, waiting for a connection
-  int64_t slots_used = 0;
+  int64_t slots_used = 0;          // BODY slots
+  int64_t stat_used = 0;           // STAT slots (stat_pipeline_depth per connection)
   Breaker breaker = Breaker::kClosed;
   std::deque<bool> outcomes;       // last breaker_window outcomes; true = failure
   absl::Duration open_time;
@@ -83,17 +84,28 @@ struct Pool::Provider {
   metrics::Counter* throttle_c = nullptr;
 
   int64_t SlotCapacity() const { return removed ? 0 : static_cast<int64_t>(usable) * o.pipeline_depth; }
+  int Depth(bool stat) const { return stat ? o.stat_pipeline_depth : o.pipeline_depth; }
+  int64_t Capacity(bool stat) const { return removed ? 0 : static_cast<int64_t>(usable) * Depth(stat); }
+  int64_t Used(bool stat) const { return stat ? stat_used : slots_used; }
+  int64_t Free(bool stat) const { return Capacity(stat) - Used(stat); }
 };
 
 // One NNTP connection; its thread owns the socket. Guarded by Pool::mu_.
 struct Pool::Conn {
   int id = 0;
   std::deque<std::shared_ptr<FetchOp>> mine;  // assigned to this connection, not sent
-  int in_flight = 0;                          // sent, reply not read
+  int in_flight = 0;                          // BODY sent, reply not read
+  int stat_in_flight = 0;                     // STAT sent, reply not read
   absl::Time last_used;
   bool stop = false;
   nntp::Connection* nntp = nullptr;           // while open, for Interrupt()
-  int load() const { return in_flight + static_cast<int>(mine.size()); }
+  int load() const { return in_flight + stat_in_flight + static_cast<int>(mine.size()); }
+  // Commands of one kind (BODY or STAT) sent or assigned to this connection.
+  int load(bool stat) const {
+    int n = stat ? stat_in_flight : in_flight;
+    for (const auto& op : mine) n += op->req.stat_only == stat ? 1 : 0;
+    return n;
+  }
 };
 
 void FetchOp::Cancel() {
@@ -106,7 +118,10 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options, m
     if (p.name.empty()) return absl::InvalidArgumentError("every provider needs a name");
     if (!names.insert(p.name).second) return absl::InvalidArgumentError(absl::StrCat("duplicate provider name ", p.name));
     if (p.max_connections < 1) return absl::InvalidArgumentError(absl::StrCat("provider ", p.name, ": max_connections must be >= 1"));
-    if (p.pipeline_depth < 1) return absl::InvalidArgumentError(absl::StrCat("provider ", p.name, ": pipeline_depth must be >= 1"));
+    if (p.pipeline_depth < 1 || p.stat_pipeline_depth < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("provider ", p.name, ": pipeline_depth and stat_pipeline_depth must be >= 1"));
+    }
     if (p.connection.host.empty()) return absl::InvalidArgumentError(absl::StrCat("provider ", p.name, ": host is empty"));
   }
   if (options.retry_delay_max < options.retry_delay_min) return absl::InvalidArgumentError("retry_delay_max < retry_delay_min");
@@ -427,7 +442,7 @@ int Pool::PickProviderLocked(const FetchOp& op) {
     if (!ProviderEligibleLocked(op, i)) continue;
     if (p.breaker == Breaker::kOpen) continue;
     if (p.breaker == Breaker::kHalfOpen && p.probe_in_flight) continue;
-    const int64_t free = p.SlotCapacity() - p.slots_used;
+    const int64_t free = p.Free(op.req.stat_only);
     if (free <= 0) continue;
     // Weight: free slots, scaled by measured speed relative to 1 MB/s so a
     // fast provider takes more of the load; unknown speed counts as 1 MB/s.
@@ -453,21 +468,29 @@ void Pool::DispatchLocked() {
   int64_t below_stream = 0;
   for (int c = 1; c < kNumClasses; ++c) below_stream += in_use_by_class_[c];
   const int64_t per_stream = PerStreamCapLocked();
-  int64_t free_slots = 0;
-  for (const auto& p : providers_) free_slots += std::max<int64_t>(0, p->SlotCapacity() - p->slots_used);
+  // BODY and STAT have separate slots (pipeline_depth, stat_pipeline_depth);
+  // index 0 = BODY, 1 = STAT. The class limit below STREAM applies to BODY
+  // slots, which carry the bytes playback competes for.
+  int64_t free_slots[2] = {0, 0};
+  for (const auto& p : providers_) {
+    free_slots[0] += std::max<int64_t>(0, p->Free(false));
+    free_slots[1] += std::max<int64_t>(0, p->Free(true));
+  }
   for (int c = 0; c < kNumClasses; ++c) {
     auto& q = queues_[c];
     // Once a request that may go to any provider found no slot, later fresh
-    // requests will not either: skip them cheaply (keeps saturation O(n)).
-    bool fresh_blocked = false;
+    // requests of its kind will not either: skip them cheaply (keeps
+    // saturation O(n)).
+    bool fresh_blocked[2] = {false, false};
     for (auto it = q.begin(); it != q.end();) {
-      if (free_slots <= 0) return;
+      if (free_slots[0] <= 0 && free_slots[1] <= 0) return;
+      const int kind = (*it)->req.stat_only ? 1 : 0;
       const bool fresh = (*it)->excluded.empty() && (*it)->missing_backbones.empty();
-      if (fresh && fresh_blocked) {
+      if (free_slots[kind] <= 0 || (fresh && fresh_blocked[kind]) ||
+          (kind == 0 && c > 0 && below_stream >= limit_below_stream)) {
         ++it;
         continue;
       }
-      if (c > 0 && below_stream >= limit_below_stream) return;  // lower classes share the same limit
       const std::shared_ptr<FetchOp> op = *it;
       if (c == 0 && op->req.session_id != 0) {
         auto s = sessions_.find(op->req.session_id);
@@ -478,7 +501,7 @@ void Pool::DispatchLocked() {
       }
       const int p = PickProviderLocked(*op);
       if (p < 0) {
-        if (fresh && !AllCandidatesOpenLocked(*op)) fresh_blocked = true;
+        if (fresh && !AllCandidatesOpenLocked(*op)) fresh_blocked[kind] = true;
         if (AllCandidatesOpenLocked(*op)) {  // fail fast: that is what the breaker is for
           FetchResult r;
           r.attempts = op->total_attempts;
@@ -493,8 +516,8 @@ void Pool::DispatchLocked() {
         continue;
       }
       it = q.erase(it);
-      --free_slots;
-      if (c > 0) ++below_stream;
+      --free_slots[kind];
+      if (c > 0 && kind == 0) ++below_stream;
       const absl::Duration waited = clock_->Now() - op->enqueued_at;
       metrics_->queue_wait[c]->Observe(absl::ToDoubleSeconds(waited));
       if (options_.on_dispatch) options_.on_dispatch(static_cast<TrafficClass>(c), waited);
@@ -507,11 +530,16 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
   Provider& p = *providers_[pi];
   op->stage = FetchOp::Stage::kAssigned;
   op->provider = pi;
-  p.slots_used++;
-  in_use_by_class_[static_cast<int>(op->req.traffic_class)]++;
-  if (op->req.session_id != 0) {
-    auto s = sessions_.find(op->req.session_id);
-    if (s != sessions_.end()) s->second.slots++;
+  const bool stat = op->req.stat_only;
+  if (stat) {
+    p.stat_used++;
+  } else {
+    p.slots_used++;
+    in_use_by_class_[static_cast<int>(op->req.traffic_class)]++;
+    if (op->req.session_id != 0) {
+      auto s = sessions_.find(op->req.session_id);
+      if (s != sessions_.end()) s->second.slots++;
+    }
   }
   if (p.breaker == Breaker::kHalfOpen) p.probe_in_flight = true;
   if (op->total_attempts > 0) p.retries_c->Increment();
@@ -519,8 +547,11 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
   // so idle connections stay idle long enough to be closed.
   std::shared_ptr<Conn> best;
   for (auto& c : p.conns) {
-    if (c->stop || c->id == op->avoid_connection || c->load() >= p.o.pipeline_depth) continue;
-    if (!best || c->load() < best->load() || (c->load() == best->load() && c->last_used > best->last_used)) best = c;
+    if (c->stop || c->id == op->avoid_connection || c->load(stat) >= p.Depth(stat)) continue;
+    if (!best || c->load(stat) < best->load(stat) ||
+        (c->load(stat) == best->load(stat) && c->last_used > best->last_used)) {
+      best = c;
+    }
   }
   if (best) {
     best->mine.push_back(op);
@@ -533,6 +564,10 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
 void Pool::ReleaseSlotLocked(const FetchOp& op) {
   if (op.provider < 0) return;
   Provider& p = *providers_[op.provider];
+  if (op.req.stat_only) {
+    p.stat_used--;
+    return;
+  }
   p.slots_used--;
   in_use_by_class_[static_cast<int>(op.req.traffic_class)]--;
   if (op.req.session_id != 0) {
@@ -544,12 +579,18 @@ void Pool::ReleaseSlotLocked(const FetchOp& op) {
 void Pool::MaybeDialLocked(int pi) {
   Provider& p = *providers_[pi];
   if (shutdown_ || p.removed) return;
-  int spare = p.dialing * p.o.pipeline_depth;
-  for (auto& c : p.conns) {
-    if (!c->stop) spare += std::max(0, p.o.pipeline_depth - c->load());
+  // Dial while the waiting work of either kind exceeds the room the open and
+  // dialling connections have for it.
+  int waiting[2] = {0, 0}, spare[2];
+  for (const auto& op : p.work) waiting[op->req.stat_only ? 1 : 0]++;
+  for (int k = 0; k < 2; ++k) {
+    spare[k] = p.dialing * p.Depth(k == 1);
+    for (auto& c : p.conns) {
+      if (!c->stop) spare[k] += std::max(0, p.Depth(k == 1) - c->load(k == 1));
+    }
   }
-  while (static_cast<int>(p.work.size()) > spare && p.conns_total < p.usable && p.conns_total < p.o.max_connections &&
-         p.dialing < options_.max_parallel_dials) {
+  while ((waiting[0] > spare[0] || waiting[1] > spare[1]) && p.conns_total < p.usable &&
+         p.conns_total < p.o.max_connections && p.dialing < options_.max_parallel_dials) {
     auto conn = std::make_shared<Conn>();
     conn->id = p.next_conn_id++;
     conn->last_used = clock_->Now();
@@ -558,7 +599,8 @@ void Pool::MaybeDialLocked(int pi) {
     p.dials++;
     p.dials_c->Increment();
     live_threads_++;
-    spare += p.o.pipeline_depth;
+    spare[0] += p.Depth(false);
+    spare[1] += p.Depth(true);
     std::thread([this, pi, conn] { ConnectionMain(pi, conn); }).detach();
   }
 }
@@ -591,7 +633,7 @@ void Pool::ConnectionMain(int pi, std::shared_ptr<Conn> conn) {
       conn->nntp = dialed->get();
       p.conns.push_back(conn);
       // Hand it whatever is waiting.
-      while (!p.work.empty() && conn->load() < p.o.pipeline_depth) {
+      while (!p.work.empty() && conn->load(p.work.front()->req.stat_only) < p.Depth(p.work.front()->req.stat_only)) {
         conn->mine.push_back(p.work.front());
         p.work.pop_front();
       }
@@ -679,7 +721,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
       Provider& p = *providers_[pi];
       auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return conn->stop || shutdown_ || p.removed || !conn->mine.empty() ||
-               (conn->load() < p.o.pipeline_depth && !p.work.empty());
+               (!p.work.empty() && conn->load(p.work.front()->req.stat_only) < p.Depth(p.work.front()->req.stat_only));
       };
       if (sent.empty()) {
         const absl::Time idle_deadline = conn->last_used + p.o.idle_timeout;
@@ -692,22 +734,28 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
           keepalive = true;
         }
       }
-      // Fill the pipeline.
-      while (conn->in_flight + static_cast<int>(batch.size()) < p.o.pipeline_depth) {
+      // Fill the pipeline, in order: BODY up to pipeline_depth, STAT up to
+      // stat_pipeline_depth in flight.
+      int room[2] = {p.Depth(false) - conn->in_flight, p.Depth(true) - conn->stat_in_flight};
+      while (true) {
         std::shared_ptr<FetchOp> op;
+        bool from_mine = false;
         if (!conn->mine.empty()) {
           op = conn->mine.front();
-          conn->mine.pop_front();
+          from_mine = true;
         } else if (!p.work.empty() && p.work.front()->avoid_connection != conn->id) {
           op = p.work.front();
-          p.work.pop_front();
         } else {
           break;
         }
+        const int kind = op->req.stat_only ? 1 : 0;
+        if (room[kind] <= 0) break;
+        --room[kind];
+        (from_mine ? conn->mine : p.work).pop_front();
         op->stage = FetchOp::Stage::kSent;
+        (kind == 1 ? conn->stat_in_flight : conn->in_flight)++;
         batch.push_back(op);
       }
-      conn->in_flight += static_cast<int>(batch.size());
     }
     if (keepalive) {
       absl::Status s = nntp->Date();
@@ -765,7 +813,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
     {
       Locked lock(this);
       Provider& p = *providers_[pi];
-      conn->in_flight--;
+      (op->req.stat_only ? conn->stat_in_flight : conn->in_flight)--;
       conn->last_used = clock_->Now();
       p.commands++;
       if (result.status.ok() || nntp::IsArticleMissing(result.status)) {
@@ -805,7 +853,7 @@ void Pool::FailSent(int pi, const std::shared_ptr<Conn>& conn, std::deque<std::s
     Locked lock(this);
     Provider& p = *providers_[pi];
     for (auto& op : *sent) {
-      conn->in_flight--;
+      (op->req.stat_only ? conn->stat_in_flight : conn->in_flight)--;
       ReleaseSlotLocked(*op);
       if (p.breaker == Breaker::kHalfOpen) p.probe_in_flight = false;
       if (op->finished) continue;
@@ -1093,7 +1141,8 @@ absl::Status Pool::Reconfigure(const std::vector<ProviderOptions>& providers) {
   check.providers = providers;
   std::set<std::string> names;
   for (const auto& p : providers) {
-    if (p.name.empty() || !names.insert(p.name).second || p.max_connections < 1 || p.pipeline_depth < 1) {
+    if (p.name.empty() || !names.insert(p.name).second || p.max_connections < 1 || p.pipeline_depth < 1 ||
+        p.stat_pipeline_depth < 1) {
       return absl::InvalidArgumentError(absl::StrCat("invalid provider list (name \"", p.name, "\")"));
     }
   }
@@ -1185,7 +1234,7 @@ PoolStatusView Pool::Status() {
 Pool::Usage Pool::GetUsage() {
   Locked lock(this);
   Usage u;
-  for (const auto& p : providers_) u.slots_in_use += p->slots_used;
+  for (const auto& p : providers_) u.slots_in_use += p->slots_used + p->stat_used;
   for (const auto& q : queues_) u.queued += static_cast<int64_t>(q.size());
   u.waiting_retry = waiting_retry_;
   u.sessions = static_cast<int>(sessions_.size());

@@ -65,7 +65,8 @@ struct ProviderOptions {
   std::string name;                 // unique; metrics label
   nntp::ConnectionOptions connection;  // host, port, TLS, credentials, timeouts
   int max_connections = 10;         // hard limit of the account
-  int pipeline_depth = 2;           // commands in flight per connection
+  int pipeline_depth = 2;           // BODY commands in flight per connection
+  int stat_pipeline_depth = 16;     // STAT commands in flight per connection (cheap, tiny replies)
   bool backup = false;              // used only after every primary said missing
   std::string backbone;             // providers on one backbone share article loss
   absl::Duration idle_timeout = absl::Seconds(60);  // close a connection idle this long

@@ -113,5 +113,32 @@ TEST_F(StormTest, IdleConnectionsCloseAfterIdleTimeout) {
   ExpectNoLeaks();
 }
 
+TEST_F(StormTest, StatsPipelineUpToStatPipelineDepthBesideTheBodyPipeline) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 8, 20000);
+  FakeNntpServer::Fault slow;
+  slow.latency = absl::Milliseconds(30);
+  server->SetDefaultFault(slow);
+  PoolOptions o;
+  ProviderOptions p = Provider("main", server, 1, 2);
+  p.stat_pipeline_depth = 16;
+  o.providers = {p};
+  Pool* pool = MakePool(o);
+  Results results;
+  for (int i = 0; i < 64; ++i) {
+    FetchRequest r = Req(ids[i % 8], TrafficClass::kHealth);
+    r.stat_only = true;
+    pool->Fetch(r, results.Callback(absl::StrCat("stat", i)));
+  }
+  for (int i = 0; i < 8; ++i) pool->Fetch(Req(ids[i], TrafficClass::kStream), results.Callback(absl::StrCat("body", i)));
+  ASSERT_TRUE(results.WaitDone(72));
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(results.Get(absl::StrCat("body", i)).status.ok());
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(results.Get(absl::StrCat("stat", i)).status.ok());
+  EXPECT_EQ(server->max_concurrent_connections(), 1);
+  EXPECT_LE(server->max_in_flight_per_connection(), 16 + 2);
+  EXPECT_GE(server->max_in_flight_per_connection(), 16);  // STATs really pipelined 16 deep
+  ExpectNoLeaks();
+}
+
 }  // namespace
 }  // namespace nzbmesh::broker
