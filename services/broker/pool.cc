@@ -884,9 +884,24 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
     RequeueLocked(op, to_run);  // finishes it
     return;
   }
-  if (s.ok() || s.code() == absl::StatusCode::kDataLoss) {
+  if (s.code() == absl::StatusCode::kDataLoss) {
+    // R7: a CRC mismatch may be damage in transit (try again on another
+    // connection, then other providers) or on the provider's disk. If no clean
+    // copy arrives, the caller gets DATA_LOSS with the damaged bytes.
+    p.commands_by[cls][kError]->Increment();
+    p.crc_c->Increment();
+    RecordSuccessLocked(pi);  // the provider and the connection work
+    if (op->attempts[pi] >= options_.attempts_per_provider) op->excluded.insert(pi);
+    op->damaged = std::move(result);
+    if (!HasCandidateLocked(*op) || clock_->Now() >= op->req.deadline) {
+      FinishDamagedLocked(op, to_run);
+      return;
+    }
+    RequeueLocked(op, to_run);
+    return;
+  }
+  if (s.ok()) {
     p.commands_by[cls][kOk]->Increment();
-    if (s.code() == absl::StatusCode::kDataLoss) p.crc_c->Increment();
     if (result.data) p.bytes_c->Increment(static_cast<double>(result.data->size()));
     RecordSuccessLocked(pi);
     metrics_->ttfb[cls]->Observe(absl::ToDoubleSeconds(clock_->Now() - op->enqueued_at));
@@ -901,6 +916,7 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
     op->any_missing = true;
     if (!p.o.backbone.empty()) op->missing_backbones.insert(p.o.backbone);
     op->missing_on.push_back(p.o.name);
+    if (!HasCandidateLocked(*op) && FinishDamagedLocked(op, to_run)) return;
     if (!HasCandidateLocked(*op)) {
       FetchResult r;
       r.attempts = op->total_attempts;
@@ -920,6 +936,7 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
   if (connection_failed) RecordFailureLocked(pi);
   op->last_error = s;
   if (op->attempts[pi] >= options_.attempts_per_provider) op->excluded.insert(pi);
+  if (!HasCandidateLocked(*op) && FinishDamagedLocked(op, to_run)) return;
   if (!HasCandidateLocked(*op)) {
     FetchResult r;
     r.attempts = op->total_attempts;
@@ -935,6 +952,7 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
   const absl::Duration delay = timeout ? absl::ZeroDuration() : JitterLocked();
   const absl::Time now = clock_->Now();
   if (now + delay >= op->req.deadline) {  // R8: no retry starts after the deadline
+    if (FinishDamagedLocked(op, to_run)) return;
     FetchResult r;
     r.attempts = op->total_attempts;
     r.status = absl::DeadlineExceededError(absl::StrCat("deadline exceeded after ", op->total_attempts,
@@ -959,6 +977,15 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
     }
     for (auto& f : run) f();
   });
+}
+
+bool Pool::FinishDamagedLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::function<void()>>* to_run) {
+  if (!op->damaged) return false;
+  FetchResult damaged = std::move(*op->damaged);
+  op->damaged.reset();
+  damaged.attempts = op->total_attempts;
+  FinishLocked(op, std::move(damaged), to_run);
+  return true;
 }
 
 void Pool::RequeueLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::function<void()>>* to_run) {

@@ -13,7 +13,10 @@
 //   * A granted request is bound to a provider (primaries first, weighted by
 //     free slots and measured speed) and handed to one of its connections,
 //     which pipelines up to pipeline_depth commands.
-//   * Retries (R1–R8): 430/423 moves to the next provider (never the same
+//   * Retries (R1–R8): a CRC mismatch is retried like a transient error
+//     (another connection, then other providers) and, if no clean copy
+//     arrives, returned as DATA_LOSS with the damaged bytes; 430/423 moves
+//     to the next provider (never the same
 //     one; backups only after every primary said missing; providers sharing
 //     a backbone with one that said missing are skipped); transient errors get
 //     at most `attempts_per_provider` attempts per provider with a jittered
@@ -139,6 +142,7 @@ class FetchOp {
   bool cancelled = false;
   bool finished = false;            // `done` has been scheduled
   std::vector<std::string> missing_on;  // providers that answered 430/423
+  std::optional<FetchResult> damaged;   // last CRC-mismatched copy, returned if no clean one arrives
   int provider = -1;                // provider of the current attempt
   std::map<int, int> attempts;      // per provider
   std::set<int> excluded;           // providers not to try again
@@ -262,6 +266,9 @@ class Pool {
   void AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, FetchResult result, bool slot_released,
                          std::vector<std::function<void()>>* to_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequeueLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::function<void()>>* to_run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Finishes with the CRC-damaged copy kept from an earlier attempt, if any.
+  bool FinishDamagedLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::function<void()>>* to_run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Schedules `done` (run by the caller after unlocking via to_run).
   void FinishLocked(const std::shared_ptr<FetchOp>& op, FetchResult result,

@@ -11,7 +11,7 @@ import urllib.parse
 from stack import Stack, sha256, wait_for
 
 RNG = random.Random(99)
-FILES = {f"show.s01e0{i}.mkv": bytes(RNG.getrandbits(8) for _ in range(1024 * 1024 + i)) for i in range(1, 5)}
+FILES = {f"show.s01e0{i}.mkv": bytes(RNG.getrandbits(8) for _ in range(1024 * 1024 + i)) for i in range(1, 7)}
 
 
 class Faults(unittest.TestCase):
@@ -102,6 +102,34 @@ class Faults(unittest.TestCase):
         wait_for(lambda: self.stream("tv3", "show.s01e03.mkv")[0] == 200, 30, "stream after the articles return")
         status, _, data = self.stream("tv3", "show.s01e03.mkv")
         self.assertEqual((status, sha256(data)), (200, sha256(FILES["show.s01e03.mkv"])))
+
+    def test_4_kill9_broker_mid_import_the_job_still_completes(self):
+        s = self.stack
+        s.news("/fault?latency_ms=250")
+        r = s.ctl("import", s.nzb_path("show.s01e05.mkv"), "--category", "tv5")
+        job_id = str(json.loads(r.stdout)["job_id"])
+        wait_for(lambda: json.loads(s.ctl("job", job_id).stdout).get("state") == "RUNNING", 60, "job running")
+        s.procs["broker"].kill9()
+        s.news("/clear")
+        s.start_broker()
+        wait_for(lambda: json.loads(s.ctl("job", job_id).stdout).get("state") == "COMPLETED", 180,
+                 "job completed after the broker restart\n" + s.logs_tail())
+        status, _, data = self.stream("tv5", "show.s01e05.mkv")
+        self.assertEqual((status, sha256(data)), (200, sha256(FILES["show.s01e05.mkv"])))
+
+    def test_5_a_corrupted_article_is_fetched_again_and_the_stream_stays_exact(self):
+        s = self.stack
+        self.import_wait("show.s01e06.mkv", "tv6")
+        s.news("/fault?corrupt=1&times=1")
+        status, _, data = self.stream("tv6", "show.s01e06.mkv")
+        s.news("/clear")
+        self.assertEqual((status, sha256(data)), (200, sha256(FILES["show.s01e06.mkv"])))
+        self.assertIn('nzbmesh_broker_crc_mismatches_total{provider="e2e"} 1', self.metrics("broker_m"))
+
+    def metrics(self, port_key):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.stack.ports[port_key]}/metrics", timeout=5) as r:
+            return r.read().decode()
 
 
 if __name__ == "__main__":

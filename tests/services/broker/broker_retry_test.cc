@@ -179,6 +179,25 @@ TEST_F(StormTest, R6_TooManyConnectionsShrinksThePoolWithoutAReconnectLoop) {
   ExpectNoLeaks();
 }
 
+TEST_F(StormTest, R7_TransientCorruptionIsHealedByTheRetry) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 1, 50000);
+  FakeNntpServer::Fault corrupt;
+  corrupt.corrupt = true;
+  corrupt.times = 1;
+  server->SetFault(ids[0], corrupt);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 1)};
+  MakePool(o);
+  FetchResult r = FetchSync(Req(ids[0]));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(*r.data, data_[ids[0]]);
+  EXPECT_EQ(server->calls(ids[0]), 2);
+  EXPECT_NE(registry_.Serialize().find("nzbmesh_broker_crc_mismatches_total{provider=\"main\"} 1\n"),
+            std::string::npos);
+  ExpectNoLeaks();
+}
+
 TEST_F(StormTest, R7_CrcMismatchIsDataLossWithTheBytes) {
   FakeNntpServer* server = StartServer();
   auto ids = Post({server}, 1, 50000);
@@ -193,8 +212,8 @@ TEST_F(StormTest, R7_CrcMismatchIsDataLossWithTheBytes) {
   ASSERT_TRUE(r.data);
   EXPECT_EQ(r.data->size(), 50000u);
   EXPECT_NE(*r.data, data_[ids[0]]);
-  EXPECT_EQ(server->calls(ids[0]), 1);
-  EXPECT_NE(registry_.Serialize().find("nzbmesh_broker_crc_mismatches_total{provider=\"main\"} 1\n"),
+  EXPECT_EQ(server->calls(ids[0]), 2);  // damaged on the provider: both attempts mismatch, never silently
+  EXPECT_NE(registry_.Serialize().find("nzbmesh_broker_crc_mismatches_total{provider=\"main\"} 2\n"),
             std::string::npos);
   ExpectNoLeaks();
 }

@@ -65,6 +65,7 @@ class FakeBroker : public pb::Broker::CallbackService {
           return;
         }
         const std::string& d = it->second;
+        damaged_ = absl::StartsWith(req.message_id(), "damaged");
         pb::FetchSegmentResponse first;
         first.mutable_metadata()->set_name("file.mkv");
         first.mutable_metadata()->set_decoded_size(static_cast<int64_t>(d.size()));
@@ -96,7 +97,8 @@ class FakeBroker : public pb::Broker::CallbackService {
         if (i_ < msgs_.size()) {
           StartWrite(&msgs_[i_++]);
         } else {
-          Done(grpc::Status::OK);
+          Done(damaged_ ? grpc::Status(grpc::StatusCode::DATA_LOSS, "CRC mismatch on every provider")
+                        : grpc::Status::OK);
         }
       }
       void Done(grpc::Status s) {
@@ -111,6 +113,7 @@ class FakeBroker : public pb::Broker::CallbackService {
       std::vector<pb::FetchSegmentResponse> msgs_;
       size_t i_ = 0;
       bool hang_ = false;
+      bool damaged_ = false;  // "damaged*" ids: all bytes, then DATA_LOSS
       absl::Mutex mu_;
       bool finished_ = false;
     };
@@ -197,6 +200,14 @@ TEST_F(GrpcFetcherTest, FetchReturnsDecodedBytesAndMetadata) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(*s->data, broker_.articles["a@t"]);
   EXPECT_EQ(s->info.name, "file.mkv");
+}
+
+TEST_F(GrpcFetcherTest, DamagedButCompleteSegmentIsServedUnverified) {
+  broker_.articles["damaged@t"] = std::string(5000, 'x');
+  auto s = FetchSync("damaged@t");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*s->data, broker_.articles["damaged@t"]);
+  EXPECT_FALSE(s->info.crc_verified);
 }
 
 TEST_F(GrpcFetcherTest, MissingArticleIsNotFound) {
