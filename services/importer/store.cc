@@ -570,21 +570,19 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
   return jobs;
 }
 
-absl::StatusOr<JobRecord> Store::CancelJob(int64_t job_id) {
+absl::StatusOr<JobRecord> Store::TransitionJob(int64_t job_id, const char* op, const char* set_clause,
+                                               const char* from_states, const char* refusal) {
   JobRecord job;
-  NZB_RETURN_IF_ERROR(Run("cancel_job", [&](Conn& c) {
+  NZB_RETURN_IF_ERROR(Run(op, [&](Conn& c) {
     pqxx::work w(c);
     pqxx::result r = w.exec_params(
-        absl::StrCat("WITH u AS (UPDATE jobs SET state = 'cancelled', updated_at = now(), finished_at = now(), "
-                     "message = 'cancelled by request' WHERE id = $1 AND state IN ('queued', 'running') RETURNING *) "
-                     "SELECT ",
-                     kJobColumns, " FROM u j JOIN nzbs n ON n.id = j.nzb_id"),
+        absl::StrCat("WITH u AS (UPDATE jobs SET ", set_clause, " WHERE id = $1 AND state IN (", from_states,
+                     ") RETURNING *) SELECT ", kJobColumns, " FROM u j JOIN nzbs n ON n.id = j.nzb_id"),
         job_id);
     if (r.empty()) {
       pqxx::result s = w.exec_params("SELECT state FROM jobs WHERE id = $1", job_id);
       if (s.empty()) return absl::NotFoundError(absl::StrCat("job ", job_id, " does not exist"));
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " is ", s[0][0].c_str(), "; only queued or running jobs can be cancelled"));
+      return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is ", s[0][0].c_str(), "; ", refusal));
     }
     job = JobFromRow(r[0]);
     w.commit();
@@ -593,27 +591,17 @@ absl::StatusOr<JobRecord> Store::CancelJob(int64_t job_id) {
   return job;
 }
 
+absl::StatusOr<JobRecord> Store::CancelJob(int64_t job_id) {
+  return TransitionJob(job_id, "cancel_job",
+                       "state = 'cancelled', updated_at = now(), finished_at = now(), message = 'cancelled by request'",
+                       "'queued', 'running'", "only queued or running jobs can be cancelled");
+}
+
 absl::StatusOr<JobRecord> Store::RetryJob(int64_t job_id) {
-  JobRecord job;
-  NZB_RETURN_IF_ERROR(Run("retry_job", [&](Conn& c) {
-    pqxx::work w(c);
-    pqxx::result r = w.exec_params(
-        absl::StrCat("WITH u AS (UPDATE jobs SET state = 'queued', attempts = 0, reason = '', message = '', "
-                     "owner = '', progress = 0, updated_at = now(), finished_at = NULL, next_attempt_at = now() "
-                     "WHERE id = $1 AND state IN ('failed', 'cancelled') RETURNING *) SELECT ",
-                     kJobColumns, " FROM u j JOIN nzbs n ON n.id = j.nzb_id"),
-        job_id);
-    if (r.empty()) {
-      pqxx::result s = w.exec_params("SELECT state FROM jobs WHERE id = $1", job_id);
-      if (s.empty()) return absl::NotFoundError(absl::StrCat("job ", job_id, " does not exist"));
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " is ", s[0][0].c_str(), "; only failed or cancelled jobs can be retried"));
-    }
-    job = JobFromRow(r[0]);
-    w.commit();
-    return absl::OkStatus();
-  }));
-  return job;
+  return TransitionJob(job_id, "retry_job",
+                       "state = 'queued', attempts = 0, reason = '', message = '', owner = '', progress = 0, "
+                       "updated_at = now(), finished_at = NULL, next_attempt_at = now()",
+                       "'failed', 'cancelled'", "only failed or cancelled jobs can be retried");
 }
 
 absl::StatusOr<bool> Store::HasClaimableJob() {

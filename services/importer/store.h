@@ -228,6 +228,7 @@ class Store {
   absl::StatusOr<JobRecord> CancelJob(int64_t job_id);
   // FAILED/CANCELLED → QUEUED with attempts reset; others: FAILED_PRECONDITION.
   absl::StatusOr<JobRecord> RetryJob(int64_t job_id);
+
   // True when a queued job is due (cheap; lets workers skip the lease).
   absl::StatusOr<bool> HasClaimableJob();
   // Claims the due queued job with the highest priority (oldest first) with
@@ -277,6 +278,10 @@ class Store {
   explicit Store(const Options& options);
 
   struct Conn;  // a pqxx::connection (store.cc)
+  // UPDATE jobs SET `set_clause` for a job in one of `from_states`; a job in
+  // another state is FAILED_PRECONDITION with `refusal`.
+  absl::StatusOr<JobRecord> TransitionJob(int64_t job_id, const char* op, const char* set_clause,
+                                          const char* from_states, const char* refusal);
   // Runs `fn` on a pooled connection with the exception mapping and the
   // broken-connection retry. `fn` must open its own transaction (and so be
   // re-runnable after a rollback).
