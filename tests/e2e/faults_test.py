@@ -11,7 +11,7 @@ import urllib.parse
 from stack import Stack, sha256, wait_for
 
 RNG = random.Random(99)
-FILES = {f"show.s01e0{i}.mkv": bytes(RNG.getrandbits(8) for _ in range(1024 * 1024 + i)) for i in range(1, 7)}
+FILES = {f"show.s01e0{i}.mkv": bytes(RNG.getrandbits(8) for _ in range(1024 * 1024 + i)) for i in range(1, 8)}
 
 
 class Faults(unittest.TestCase):
@@ -125,6 +125,21 @@ class Faults(unittest.TestCase):
         s.news("/clear")
         self.assertEqual((status, sha256(data)), (200, sha256(FILES["show.s01e06.mkv"])))
         self.assertIn('nzbmesh_broker_crc_mismatches_total{provider="e2e"} 1', self.metrics("broker_m"))
+
+    def test_6_too_many_connections_at_greeting_shrinks_the_pool_and_playback_goes_on(self):
+        s = self.stack
+        s.news("/limit?connections=1")
+        s.news("/drop")  # every connection must be dialled again: the second is refused with 502
+        s.news("/reset")
+        self.import_wait("show.s01e07.mkv", "tv7")  # never streamed: no frontend cache can answer
+        status, _, data = self.stream("tv7", "show.s01e07.mkv")
+        self.assertEqual((status, sha256(data)), (200, sha256(FILES["show.s01e07.mkv"])))
+        stats = s.news("/stats")
+        s.news("/limit?connections=0")
+        self.assertGreaterEqual(stats["connections_rejected"], 1, stats)
+        # No reconnect loop: refused dials stay within the parallel-dial limit.
+        self.assertLessEqual(stats["connections_rejected"], 4, stats)
+        self.assertIn('nzbmesh_broker_throttle_events_total{provider="e2e"}', self.metrics("broker_m"))
 
     def metrics(self, port_key):
         import urllib.request

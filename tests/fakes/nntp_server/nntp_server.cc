@@ -173,7 +173,8 @@ void FakeNntpServer::Gate::Leave() {
 
 // --- Lifecycle ---
 
-FakeNntpServer::FakeNntpServer(const Options& options) : options_(options) {}
+FakeNntpServer::FakeNntpServer(const Options& options)
+    : options_(options), connection_limit_(options.max_connections_before_502) {}
 
 FakeNntpServer::~FakeNntpServer() {
   Stop();
@@ -274,6 +275,11 @@ void FakeNntpServer::ReapFinished() {
   conns_.erase(it, conns_.end());
 }
 
+void FakeNntpServer::SetConnectionLimit(int k) {
+  absl::MutexLock lock(&mu_);
+  connection_limit_ = k;
+}
+
 void FakeNntpServer::AcceptLoop() {
   while (true) {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
@@ -297,8 +303,7 @@ void FakeNntpServer::AcceptLoop() {
     ++connections_accepted_;
     ++current_connections_;
     max_concurrent_connections_ = std::max(max_concurrent_connections_, current_connections_);
-    if (options_.max_connections_before_502 > 0 &&
-        served_connections_ >= options_.max_connections_before_502) {
+    if (connection_limit_ > 0 && served_connections_ >= connection_limit_) {
       c->reject = true;
       ++connections_rejected_;
     } else {

@@ -191,6 +191,8 @@ class FakeNntpServer {
   void FailNextCommand(int code);
   // Closes every open connection now (as if the server restarted them).
   void DropAllConnections();
+  // Changes Options::max_connections_before_502 at run time (0 = off).
+  void SetConnectionLimit(int k);
   // Holds replies for `message_id` ("" = every article command) until
   // released. Owned by the server; valid until it is destroyed. A specific
   // gate wins over the "" gate.
@@ -269,6 +271,7 @@ class FakeNntpServer {
   std::vector<std::unique_ptr<Conn>> conns_ ABSL_GUARDED_BY(mu_);
   int next_conn_id_ ABSL_GUARDED_BY(mu_) = 0;
   int served_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  int connection_limit_ ABSL_GUARDED_BY(mu_) = 0;  // Options::max_connections_before_502, adjustable
   int current_connections_ ABSL_GUARDED_BY(mu_) = 0;
   int max_concurrent_connections_ ABSL_GUARDED_BY(mu_) = 0;
   int connections_accepted_ ABSL_GUARDED_BY(mu_) = 0;

@@ -39,7 +39,7 @@ ABSL_FLAG(int64_t, part_size, 768000, "Decoded bytes per article");
 ABSL_FLAG(int, max_connections, 0, "Answer 502 beyond this many connections (0 = unlimited)");
 ABSL_FLAG(int, control_port, -1,
           "Serve a control API on 127.0.0.1:PORT (0 = any; -1 = off) for end-to-end tests: "
-          "GET /stats (JSON counters), /reset, /drop, /clear, "
+          "GET /stats (JSON counters), /reset, /drop, /clear, /limit?connections=K, "
           "/fault?id=ID&latency_ms=&drop_after_bytes=&stall_after_bytes=&stall=1&missing=1&corrupt=1&close_with_code=&times=");
 
 namespace {
@@ -78,6 +78,10 @@ std::string HandleControl(FakeNntpServer* server, const std::string& target) {
   }
   if (path == "/drop") {
     server->DropAllConnections();
+    return "{}";
+  }
+  if (path == "/limit") {  // 502 at greeting past this many served connections
+    server->SetConnectionLimit(static_cast<int>(num("connections", 0)));
     return "{}";
   }
   if (path == "/clear") {
