@@ -757,10 +757,10 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     ro.initial_read_ahead = o_.initial_read_ahead;
     ro.max_read_ahead = o_.max_read_ahead;
     ro.max_fetch_attempts = o_.max_fetch_attempts;
+    // No Range header, or a range reaching the end of the file: the client
+    // means to read on (open-ended).
     bool open_ended = std::string(req_[http::field::range]).empty() || r.last == stream_->size - 1;
-    ro.traffic_class = (o_.probe_max_bytes > 0 && !open_ended && r.length() <= o_.probe_max_bytes)
-                           ? TrafficClass::kProbe
-                           : TrafficClass::kStream;
+    ro.traffic_class = server_->classifier_.Classify(client_, path_, r.first, r.last + 1, !open_ended, absl::Now());
     ro.session = stream_->session;
     if (stream_->reader != nullptr) stream_->reader->Close();
     stream_->reader = FileReader::Open(ReaderEnv{&server_->budget_, &server_->closers_, &server_->scheduler_},
@@ -862,7 +862,10 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   // Releases the reader and the broker session of the current response.
   void EndStream(bool client_gone) {
     if (stream_ == nullptr) return;
-    server_->streams_.End(*stream_->entry, absl::Now());
+    absl::Time now = absl::Now();
+    server_->streams_.End(*stream_->entry, now);
+    // Where the client really stopped: a read resuming there is sequential.
+    server_->classifier_.Ended(client_, path_, stream_->file_pos, now);
     if (stream_->reader != nullptr) stream_->reader->Close();
     stream_->reader.reset();
     stream_->session.reset();
@@ -1089,6 +1092,7 @@ FrontendServer::FrontendServer(const Options& options, Deps deps)
       files_(deps.fetcher, options.cached_files, options.lru_segments_per_file, metrics_,
              options.missing_segment_ttl),
       streams_(StreamRegistry::Options{options.recent_streams, options.recent_streams_ttl}),
+      classifier_(ReadClassifier::Options{options.probe_max_bytes, options.probe_sequential_window}),
       ioc_(std::make_shared<asio::io_context>(std::max(1, options.io_threads))) {}
 
 FrontendServer::~FrontendServer() { Shutdown(absl::ZeroDuration()); }

@@ -33,6 +33,7 @@
 #include "services/frontend/catalog_client.h"
 #include "services/frontend/file_cache.h"
 #include "services/frontend/frontend_metrics.h"
+#include "services/frontend/read_classifier.h"
 #include "services/frontend/reader_support.h"
 #include "services/frontend/segment_fetcher.h"
 #include "services/frontend/stream_registry.h"
@@ -110,9 +111,14 @@ class FrontendServer {
     size_t chunk_bytes = 256 * 1024;
     // Ranges in one request; more is answered 416.
     int max_ranges = 100;
-    // A bounded range no longer than this is read with the PROBE class
-    // (media scanners) instead of STREAM. 0 = always STREAM.
+    // Traffic class of reads (ReadClassifier): a bounded range no longer than
+    // `probe_max_bytes` is read with the PROBE class (media scanners) unless
+    // it starts where a read of the same file by the same client address
+    // ended, at most `probe_sequential_window` ago (a player reading in small
+    // pieces): then STREAM. Longer and open-ended ranges are STREAM.
+    // probe_max_bytes 0 = always STREAM; window 0 = short reads always PROBE.
     int64_t probe_max_bytes = 1 << 20;
+    absl::Duration probe_sequential_window = absl::Seconds(30);
     // Ended streams GET /api/streams still lists ("recent"), and for how long.
     // 0 = none.
     size_t recent_streams = 32;
@@ -165,6 +171,7 @@ class FrontendServer {
   DelayScheduler scheduler_;
   FileCacheRegistry files_;
   StreamRegistry streams_;
+  ReadClassifier classifier_;
 
   std::atomic<bool> draining_{false};
   std::atomic<int> active_streams_{0};

@@ -610,5 +610,45 @@ TEST_F(ServerTest, SegmentCacheHitsMissesAreCounted) {
   EXPECT_EQ(fetcher_.total_calls(), 10);
 }
 
+// Issue 6: short reads that are not continued sequentially are PROBE; a short
+// read starting where the client's last read of the file ended, a long range
+// and a range to the end of the file are STREAM. Segments are 1000 bytes;
+// each request touches segments not fetched before (no cache hits).
+TEST_F(ServerTest, ScatteredShortReadsAreProbeAndASequentialContinuationIsStream) {
+  options_.probe_max_bytes = 2000;
+  StartServer();
+  const auto& id = ids_[kFile];
+  auto range = [&](const std::string& spec) {
+    HttpResponse r = Fetch(port_, Get(kFileUrl, absl::StrCat("Range: bytes=", spec, "\r\n")));
+    EXPECT_EQ(r.status, 206) << spec;
+  };
+  using C = std::vector<TrafficClass>;
+  const C probe = {TrafficClass::kProbe}, stream = {TrafficClass::kStream};
+  range("0-999");  // a header peek
+  EXPECT_EQ(fetcher_.classes(id[0]), probe);
+  range("5000-5999");  // a scattered peek
+  EXPECT_EQ(fetcher_.classes(id[5]), probe);
+  range("1000-1999");  // starts where the first read ended
+  EXPECT_EQ(fetcher_.classes(id[1]), stream);
+  range("2000-2999");  // and the chain goes on
+  EXPECT_EQ(fetcher_.classes(id[2]), stream);
+  range("6001-6999");  // one byte past the end of 5000-5999: not a continuation
+  EXPECT_EQ(fetcher_.classes(id[6]), probe);
+  range("3000-5001");  // longer than probe_max_bytes (4 is fetched; 5 is cached)
+  EXPECT_EQ(fetcher_.classes(id[3]), stream);
+  EXPECT_EQ(fetcher_.classes(id[4]), stream);
+  range("9100-9499");  // short, but reaches the end of the file: open-ended
+  EXPECT_EQ(fetcher_.classes(id[9]), stream);
+  EXPECT_EQ(fetcher_.probe_calls(), 3);
+}
+
+TEST_F(ServerTest, ZeroProbeMaxBytesReadsEverythingAsStream) {
+  options_.probe_max_bytes = 0;
+  StartServer();
+  EXPECT_EQ(Fetch(port_, Get(kFileUrl, "Range: bytes=0-99\r\n")).status, 206);
+  EXPECT_EQ(fetcher_.classes(ids_[kFile][0]), std::vector<TrafficClass>{TrafficClass::kStream});
+  EXPECT_EQ(fetcher_.probe_calls(), 0);
+}
+
 }  // namespace
 }  // namespace nzbmesh::frontend
