@@ -121,8 +121,13 @@ importer::v1::Entry RootEntry() {
 
 class FrontendServer::Acceptor {
  public:
-  explicit Acceptor(asio::io_context& ioc) : acceptor(asio::make_strand(ioc)) {}
+  explicit Acceptor(asio::io_context& ioc) : acceptor(asio::make_strand(ioc)), work(asio::make_work_guard(ioc)) {}
   tcp::acceptor acceptor;
+  // Keeps the io threads running while no socket operation is pending (a
+  // session waiting for the importer or an addurl download arms none); without
+  // it they would return once Shutdown closes the acceptor, before the
+  // sessions' close handlers ran. Released by Shutdown right before stop().
+  asio::executor_work_guard<asio::io_context::executor_type> work;
 };
 
 // ---------------------------------------------------------------------------
@@ -1023,7 +1028,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
       for (auto& [k, v] : ParseQuery(req_.body())) params.emplace(k, v);
     }
     SabOptions so{o_.api_key, o_.complete_dir, o_.categories};
-    HandleSabApi(so, server_->deps_.importer, std::move(params), std::move(files),
+    HandleSabApi(so, server_->deps_.importer, server_->urls_.get(), std::move(params), std::move(files),
                  [self = shared_from_this()](SabReply r) {
                    self->Post([self, r = std::move(r)] {
                      if (self->state_ == State::kClosed) return;
@@ -1080,10 +1085,17 @@ absl::StatusOr<std::unique_ptr<FrontendServer>> FrontendServer::Create(const Opt
           absl::StrCat("webdav user '", u.username, "' needs a name and a 64-hex-digit password_sha256"));
     }
   }
-  return std::unique_ptr<FrontendServer>(new FrontendServer(options, deps));
+  NzbUrlClient::Options uo;
+  uo.max_bytes = std::max<size_t>(1, options.max_upload_bytes);
+  uo.timeout = options.addurl_timeout;
+  uo.max_redirects = options.addurl_max_redirects;
+  uo.ca_file = options.addurl_ca_file;
+  auto urls = NzbUrlClient::Create(uo);
+  if (!urls.ok()) return urls.status();
+  return std::unique_ptr<FrontendServer>(new FrontendServer(options, deps, std::move(*urls)));
 }
 
-FrontendServer::FrontendServer(const Options& options, Deps deps)
+FrontendServer::FrontendServer(const Options& options, Deps deps, std::unique_ptr<NzbUrlClient> urls)
     : options_(options),
       deps_(deps),
       metrics_(deps.metrics != nullptr ? deps.metrics : &default_metrics_),
@@ -1093,6 +1105,7 @@ FrontendServer::FrontendServer(const Options& options, Deps deps)
              options.missing_segment_ttl),
       streams_(StreamRegistry::Options{options.recent_streams, options.recent_streams_ttl}),
       classifier_(ReadClassifier::Options{options.probe_max_bytes, options.probe_sequential_window}),
+      urls_(std::move(urls)),
       ioc_(std::make_shared<asio::io_context>(std::max(1, options.io_threads))) {}
 
 FrontendServer::~FrontendServer() { Shutdown(absl::ZeroDuration()); }
@@ -1210,11 +1223,14 @@ void FrontendServer::Shutdown(absl::Duration grace) {
     mu_.AwaitWithTimeout(none_left, grace);
   }
   each([](Session& s) { s.ForceClose(); });
+  // Pending addurl downloads end now (CANCELLED); their sessions are closed.
+  urls_->Shutdown();
   {
     // Closed sessions go away once their pending handlers ran; bounded wait.
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(none_left, absl::Seconds(2));
   }
+  if (acceptor_ != nullptr) acceptor_->work.reset();
   ioc_->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
