@@ -1,6 +1,7 @@
 #include "services/frontend/nzb_url_client.h"
 
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <optional>
 #include <utility>
@@ -287,17 +288,27 @@ class NzbUrlClient::Op : public std::enable_shared_from_this<Op> {
       return;
     }
     tls_.emplace(socket_, *client_->tls_);
-    // SNI (not for IP literals, RFC 6066 §3) and certificate host name check.
+    // OpenSSL checks the chain and that the certificate names this host (an
+    // IP literal against its IP SANs); SNI only for names (RFC 6066 §3).
+    SSL* native = tls_->native_handle();
+    X509_VERIFY_PARAM* param = SSL_get0_param(native);
     beast::error_code not_ip;
     asio::ip::make_address(url_.host, not_ip);
-    if (not_ip) SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str());
+    if (not_ip) {
+      SSL_set_tlsext_host_name(native, url_.host.c_str());
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set1_host(param, url_.host.c_str(), 0);
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(param, url_.host.c_str());
+    }
     tls_->set_verify_mode(ssl::verify_peer);
-    tls_->set_verify_callback(ssl::host_name_verification(url_.host));
     tls_->async_handshake(ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
       if (self->finished_) return;
       if (ec) {
-        self->Finish(absl::UnavailableError(absl::StrCat("TLS handshake with ", self->url_.host,
-                                                         " failed: ", ec.message())));
+        std::string why = ec.message();
+        long verify = SSL_get_verify_result(self->tls_->native_handle());
+        if (verify != X509_V_OK) absl::StrAppend(&why, " (", X509_verify_cert_error_string(verify), ")");
+        self->Finish(absl::UnavailableError(absl::StrCat("TLS handshake with ", self->url_.host, " failed: ", why)));
         return;
       }
       self->Exchange(*self->tls_);

@@ -3,12 +3,15 @@
 // path exactly (query ignored) and send fixed raw bytes, then close; a
 // "hang" route reads the request and never answers (until the server stops
 // or the client goes away). Counts requests per path; WaitForRequests waits
-// on a condition with a deadline.
+// on a condition with a deadline. Given a PEM certificate and key it speaks
+// HTTPS (OpenSSL, blocking, each read bounded by a 30 s socket timeout; no
+// hang routes over TLS).
 #ifndef NZBMESH_TESTS_SERVICES_FRONTEND_LOOPBACK_HTTP_SERVER_H_
 #define NZBMESH_TESTS_SERVICES_FRONTEND_LOOPBACK_HTTP_SERVER_H_
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,7 +31,16 @@ namespace nzbmesh::frontend::testing {
 
 class LoopbackHttpServer {
  public:
-  LoopbackHttpServer() {
+  // Plain HTTP, or HTTPS with `cert_file`/`key_file` (PEM); tls_error() says
+  // what went wrong loading them.
+  explicit LoopbackHttpServer(const std::string& cert_file = "", const std::string& key_file = "") {
+    if (!cert_file.empty()) {
+      tls_ = SSL_CTX_new(TLS_server_method());
+      if (SSL_CTX_use_certificate_chain_file(tls_, cert_file.c_str()) != 1 ||
+          SSL_CTX_use_PrivateKey_file(tls_, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        tls_error_ = absl::StrCat("cannot load ", cert_file, " / ", key_file);
+      }
+    }
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -56,11 +68,14 @@ class LoopbackHttpServer {
     close(listen_fd_);
     close(stop_pipe_[0]);
     close(stop_pipe_[1]);
+    if (tls_ != nullptr) SSL_CTX_free(tls_);
   }
 
+  const std::string& tls_error() const { return tls_error_; }
+
   int port() const { return port_; }
-  std::string Url(const std::string& path_and_query) const {
-    return absl::StrCat("http://127.0.0.1:", port_, path_and_query);
+  std::string Url(const std::string& path_and_query, const std::string& host = "127.0.0.1") const {
+    return absl::StrCat(tls_ != nullptr ? "https://" : "http://", host, ":", port_, path_and_query);
   }
 
   // GET `path` answers exactly `raw` (status line, headers, body), then closes.
@@ -128,7 +143,51 @@ class LoopbackHttpServer {
     }
   }
 
+  // HTTPS: handshake, read the head, answer, close. Blocking; bounded by SO_RCVTIMEO.
+  void ServeTls(int fd) {
+    timeval tv{30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    SSL* ssl = SSL_new(tls_);
+    SSL_set_fd(ssl, fd);
+    std::string head;
+    char buf[4096];
+    if (SSL_accept(ssl) == 1) {
+      while (head.find("\r\n\r\n") == std::string::npos) {
+        int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n <= 0) break;
+        head.append(buf, static_cast<size_t>(n));
+      }
+    }
+    if (head.find("\r\n\r\n") != std::string::npos) {
+      bool hang = false;
+      std::string raw = Record(head, &hang);
+      SSL_write(ssl, raw.data(), static_cast<int>(raw.size()));
+      SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    close(fd);
+  }
+
+  // Counts the request and returns the answer of its route.
+  std::string Record(const std::string& head, bool* hang) {
+    // "GET /path?query HTTP/1.1"
+    size_t sp1 = head.find(' ');
+    size_t sp2 = head.find(' ', sp1 + 1);
+    std::string target = head.substr(sp1 + 1, sp2 - sp1 - 1);
+    std::string path = target.substr(0, target.find('?'));
+    absl::MutexLock lock(&mu_);
+    ++counts_[path];
+    heads_[path].push_back(head.substr(0, head.find("\r\n\r\n") + 4));
+    for (const auto& h : hang_) *hang |= h == path;
+    auto it = routes_.find(path);
+    return it != routes_.end() ? it->second : Response(404, "Not Found", "", "no such path\n");
+  }
+
   void Serve(int fd) {
+    if (tls_ != nullptr) {
+      ServeTls(fd);
+      return;
+    }
     std::string head;
     char buf[4096];
     while (head.find("\r\n\r\n") == std::string::npos) {
@@ -143,21 +202,8 @@ class LoopbackHttpServer {
       }
       head.append(buf, static_cast<size_t>(n));
     }
-    // "GET /path?query HTTP/1.1"
-    size_t sp1 = head.find(' ');
-    size_t sp2 = head.find(' ', sp1 + 1);
-    std::string target = head.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string path = target.substr(0, target.find('?'));
-    std::string raw;
     bool hang = false;
-    {
-      absl::MutexLock lock(&mu_);
-      ++counts_[path];
-      heads_[path].push_back(head.substr(0, head.find("\r\n\r\n") + 4));
-      for (const auto& h : hang_) hang |= h == path;
-      auto it = routes_.find(path);
-      raw = it != routes_.end() ? it->second : Response(404, "Not Found", "", "no such path\n");
-    }
+    std::string raw = Record(head, &hang);
     if (hang) {
       // Never answer: wait until the client closes or the server stops.
       while (WaitReadable(fd) && read(fd, buf, sizeof(buf)) > 0) {
@@ -178,6 +224,8 @@ class LoopbackHttpServer {
     close(fd);
   }
 
+  SSL_CTX* tls_ = nullptr;
+  std::string tls_error_;
   int listen_fd_ = -1;
   int port_ = 0;
   int stop_pipe_[2] = {-1, -1};

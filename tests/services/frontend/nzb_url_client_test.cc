@@ -5,6 +5,7 @@
 // pure URL / Content-Disposition helpers.
 #include "services/frontend/nzb_url_client.h"
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -244,6 +245,59 @@ TEST_F(NzbUrlClientTest, ShutdownCancelsFetchesInProgress) {
   EXPECT_EQ(client_->in_flight(), 0);
   auto late = FetchSync(server_.Url("/hang.nzb"));
   EXPECT_EQ(late.status().message(), "the frontend is shutting down");
+}
+
+// ---- https ------------------------------------------------------------------------
+
+// A self-signed certificate made with the openssl CLI for `san`, in TEST_TMPDIR.
+struct TestCert {
+  std::string cert, key, error;
+};
+TestCert MakeCert(const std::string& name, const std::string& san) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = tmp != nullptr ? tmp : "/tmp";
+  TestCert c{absl::StrCat(dir, "/", name, ".crt"), absl::StrCat(dir, "/", name, ".key"), ""};
+  std::string cmd = absl::StrCat(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=nzbmesh-test",
+      " -addext subjectAltName=", san, " -keyout ", c.key, " -out ", c.cert, " >", dir, "/", name, ".log 2>&1");
+  if (std::system(cmd.c_str()) != 0) c.error = absl::StrCat("openssl could not make a test certificate: ", cmd);
+  return c;
+}
+
+TEST_F(NzbUrlClientTest, HttpsWithATrustedCertificateFetches) {
+  TestCert cert = MakeCert("origin", "DNS:localhost,IP:127.0.0.1");
+  ASSERT_TRUE(cert.error.empty()) << cert.error;
+  LoopbackHttpServer tls(cert.cert, cert.key);
+  ASSERT_TRUE(tls.tls_error().empty()) << tls.tls_error();
+  tls.Route("/s.nzb", LoopbackHttpServer::Response(200, "OK", "", kNzb));
+  options_.ca_file = cert.cert;
+  for (const char* host : {"127.0.0.1", "localhost"}) {
+    auto r = FetchSync(tls.Url("/s.nzb", host));
+    ASSERT_TRUE(r.ok()) << host << ": " << r.status();
+    EXPECT_EQ(r->body, kNzb);
+  }
+  EXPECT_EQ(tls.requests("/s.nzb"), 2);
+}
+
+TEST_F(NzbUrlClientTest, HttpsRefusesAnUntrustedOrMisnamedCertificate) {
+  TestCert cert = MakeCert("wrong-name", "DNS:other.invalid");
+  ASSERT_TRUE(cert.error.empty()) << cert.error;
+  LoopbackHttpServer tls(cert.cert, cert.key);
+  ASSERT_TRUE(tls.tls_error().empty()) << tls.tls_error();
+  tls.Route("/s.nzb", LoopbackHttpServer::Response(200, "OK", "", kNzb));
+  // Not trusted: the system store does not know this self-signed certificate.
+  auto r = FetchSync(tls.Url("/s.nzb"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(r.status().message(), "TLS handshake with 127.0.0.1 failed: certificate verify failed (self-signed certificate)");
+  // Trusted, but issued for another name.
+  options_.ca_file = cert.cert;
+  client_.reset();
+  r = FetchSync(tls.Url("/s.nzb"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(r.status().message(), "TLS handshake with 127.0.0.1 failed: certificate verify failed (IP address mismatch)");
+  r = FetchSync(tls.Url("/s.nzb", "localhost"));
+  EXPECT_EQ(r.status().message(), "TLS handshake with localhost failed: certificate verify failed (hostname mismatch)");
+  EXPECT_EQ(tls.requests("/s.nzb"), 0);  // no request left the client
 }
 
 TEST(NzbUrlClientCreateTest, OptionsAreValidated) {
