@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 
 namespace nzbmesh::frontend {
@@ -88,7 +89,8 @@ void Submit(ImporterClient* importer, std::map<std::string, std::string>& params
 std::string UrlFileName(const NzbUrlClient::Result& r) {
   if (!r.filename.empty()) return r.filename;
   std::string path = r.url.target.substr(0, r.url.target.find('?'));
-  std::string last = DecodeQueryComponent(path.substr(path.rfind('/') + 1));
+  // A path keeps '+' literal (DecodeQueryComponent would make it a space).
+  std::string last = DecodeQueryComponent(absl::StrReplaceAll(path.substr(path.rfind('/') + 1), {{"+", "%2B"}}));
   if (last.empty() || last == "." || last == ".." || last.find('/') != std::string::npos) return r.url.host;
   return last;
 }

@@ -511,14 +511,14 @@ TEST_F(AddUrlTest, FetchesTheNzbAndSubmitsItLikeAddfile) {
 }
 
 TEST_F(AddUrlTest, NzbnameWinsAndTheUrlPathNamesAnAnonymousDownload) {
-  origin_.Route("/dl/Movie.2024.nzb", testing::LoopbackHttpServer::Response(200, "OK", "", kAddUrlNzb));
+  origin_.Route("/dl/Movie+2024%20HD.nzb", testing::LoopbackHttpServer::Response(200, "OK", "", kAddUrlNzb));
   StartServer();
-  EXPECT_EQ(AddUrl(origin_.Url("/dl/Movie.2024.nzb")).body, "{\"status\":true,\"nzo_ids\":[\"SABnzbd_nzo_41\"]}");
-  EXPECT_EQ(AddUrl(origin_.Url("/dl/Movie.2024.nzb"), "nzbname=Movie%20(2024)").body,
+  EXPECT_EQ(AddUrl(origin_.Url("/dl/Movie+2024%20HD.nzb")).body, "{\"status\":true,\"nzo_ids\":[\"SABnzbd_nzo_41\"]}");
+  EXPECT_EQ(AddUrl(origin_.Url("/dl/Movie+2024%20HD.nzb"), "nzbname=Movie%20(2024)").body,
             "{\"status\":true,\"nzo_ids\":[\"SABnzbd_nzo_42\"]}");
   auto sub = importer_.submitted();
   ASSERT_EQ(sub.size(), 2u);
-  EXPECT_EQ(sub[0].filename(), "Movie.2024.nzb");
+  EXPECT_EQ(sub[0].filename(), "Movie+2024 HD.nzb");  // the URL path's last segment, decoded
   EXPECT_EQ(sub[0].name(), "");
   EXPECT_EQ(sub[1].name(), "Movie (2024)");
 }
