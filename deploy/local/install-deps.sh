@@ -15,6 +15,8 @@ PACKAGES=(
   postgresql postgresql-client prometheus curl openssl ca-certificates procps python3-yaml
   # clients the frontend's interop tests drive (tests/services/frontend/client_interop_test.cc)
   rclone ffmpeg
+  # the real `rclone mount` test (FUSE): fusermount3
+  fuse3
   # the Python gRPC client example and its test (docs/examples/python, //tests/e2e:python_client_test)
   python3-grpcio python3-grpc-tools python3-protobuf
 )

@@ -121,8 +121,13 @@ importer::v1::Entry RootEntry() {
 
 class FrontendServer::Acceptor {
  public:
-  explicit Acceptor(asio::io_context& ioc) : acceptor(asio::make_strand(ioc)) {}
+  explicit Acceptor(asio::io_context& ioc) : acceptor(asio::make_strand(ioc)), work(asio::make_work_guard(ioc)) {}
   tcp::acceptor acceptor;
+  // Keeps the io threads running while no socket operation is pending (a
+  // session waiting for the importer or an addurl download arms none); without
+  // it they would return once Shutdown closes the acceptor, before the
+  // sessions' close handlers ran. Released by Shutdown right before stop().
+  asio::executor_work_guard<asio::io_context::executor_type> work;
 };
 
 // ---------------------------------------------------------------------------
@@ -757,10 +762,10 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     ro.initial_read_ahead = o_.initial_read_ahead;
     ro.max_read_ahead = o_.max_read_ahead;
     ro.max_fetch_attempts = o_.max_fetch_attempts;
+    // No Range header, or a range reaching the end of the file: the client
+    // means to read on (open-ended).
     bool open_ended = std::string(req_[http::field::range]).empty() || r.last == stream_->size - 1;
-    ro.traffic_class = (o_.probe_max_bytes > 0 && !open_ended && r.length() <= o_.probe_max_bytes)
-                           ? TrafficClass::kProbe
-                           : TrafficClass::kStream;
+    ro.traffic_class = server_->classifier_.Classify(client_, path_, r.first, r.last + 1, !open_ended, absl::Now());
     ro.session = stream_->session;
     if (stream_->reader != nullptr) stream_->reader->Close();
     stream_->reader = FileReader::Open(ReaderEnv{&server_->budget_, &server_->closers_, &server_->scheduler_},
@@ -862,7 +867,10 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   // Releases the reader and the broker session of the current response.
   void EndStream(bool client_gone) {
     if (stream_ == nullptr) return;
-    server_->streams_.End(*stream_->entry, absl::Now());
+    absl::Time now = absl::Now();
+    server_->streams_.End(*stream_->entry, now);
+    // Where the client really stopped: a read resuming there is sequential.
+    server_->classifier_.Ended(client_, path_, stream_->file_pos, now);
     if (stream_->reader != nullptr) stream_->reader->Close();
     stream_->reader.reset();
     stream_->session.reset();
@@ -1020,7 +1028,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
       for (auto& [k, v] : ParseQuery(req_.body())) params.emplace(k, v);
     }
     SabOptions so{o_.api_key, o_.complete_dir, o_.categories};
-    HandleSabApi(so, server_->deps_.importer, std::move(params), std::move(files),
+    HandleSabApi(so, server_->deps_.importer, server_->urls_.get(), std::move(params), std::move(files),
                  [self = shared_from_this()](SabReply r) {
                    self->Post([self, r = std::move(r)] {
                      if (self->state_ == State::kClosed) return;
@@ -1077,10 +1085,17 @@ absl::StatusOr<std::unique_ptr<FrontendServer>> FrontendServer::Create(const Opt
           absl::StrCat("webdav user '", u.username, "' needs a name and a 64-hex-digit password_sha256"));
     }
   }
-  return std::unique_ptr<FrontendServer>(new FrontendServer(options, deps));
+  NzbUrlClient::Options uo;
+  uo.max_bytes = std::max<size_t>(1, options.max_upload_bytes);
+  uo.timeout = options.addurl_timeout;
+  uo.max_redirects = options.addurl_max_redirects;
+  uo.ca_file = options.addurl_ca_file;
+  auto urls = NzbUrlClient::Create(uo);
+  if (!urls.ok()) return urls.status();
+  return std::unique_ptr<FrontendServer>(new FrontendServer(options, deps, std::move(*urls)));
 }
 
-FrontendServer::FrontendServer(const Options& options, Deps deps)
+FrontendServer::FrontendServer(const Options& options, Deps deps, std::unique_ptr<NzbUrlClient> urls)
     : options_(options),
       deps_(deps),
       metrics_(deps.metrics != nullptr ? deps.metrics : &default_metrics_),
@@ -1089,6 +1104,8 @@ FrontendServer::FrontendServer(const Options& options, Deps deps)
       files_(deps.fetcher, options.cached_files, options.lru_segments_per_file, metrics_,
              options.missing_segment_ttl),
       streams_(StreamRegistry::Options{options.recent_streams, options.recent_streams_ttl}),
+      classifier_(ReadClassifier::Options{options.probe_max_bytes, options.probe_sequential_window}),
+      urls_(std::move(urls)),
       ioc_(std::make_shared<asio::io_context>(std::max(1, options.io_threads))) {}
 
 FrontendServer::~FrontendServer() { Shutdown(absl::ZeroDuration()); }
@@ -1206,11 +1223,14 @@ void FrontendServer::Shutdown(absl::Duration grace) {
     mu_.AwaitWithTimeout(none_left, grace);
   }
   each([](Session& s) { s.ForceClose(); });
+  // Pending addurl downloads end now (CANCELLED); their sessions are closed.
+  urls_->Shutdown();
   {
     // Closed sessions go away once their pending handlers ran; bounded wait.
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(none_left, absl::Seconds(2));
   }
+  if (acceptor_ != nullptr) acceptor_->work.reset();
   ioc_->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();

@@ -8,7 +8,9 @@
 // strand. While a response body streams, the session keeps a read armed on
 // the socket so a client disconnect is seen at once (F9): the reader is closed
 // (every outstanding fetch cancelled) and the broker stream session released.
-// Closing readers drains on a bounded closer pool (F7).
+// Closing readers drains on a bounded closer pool (F7). SABnzbd addurl
+// downloads run on NzbUrlClient's own thread; the session waits for the
+// callback like for any importer call.
 //
 // Admin API (API key in X-Api-Key or ?apikey=): GET /api/streams lists the
 // streaming responses in progress (StreamRegistry; sessions update their
@@ -33,6 +35,8 @@
 #include "services/frontend/catalog_client.h"
 #include "services/frontend/file_cache.h"
 #include "services/frontend/frontend_metrics.h"
+#include "services/frontend/nzb_url_client.h"
+#include "services/frontend/read_classifier.h"
 #include "services/frontend/reader_support.h"
 #include "services/frontend/segment_fetcher.h"
 #include "services/frontend/stream_registry.h"
@@ -89,6 +93,13 @@ class FrontendServer {
     std::string complete_dir = "/mnt/nzbmesh";
     // SABnzbd categories offered to *arr apps (get_cats/get_config).
     std::vector<std::string> categories = {"movies", "tv", "music"};
+    // SABnzbd mode=addurl: the NZB download (http/https only, capped at
+    // max_upload_bytes like addfile) must finish within `addurl_timeout`,
+    // redirects included, following at most `addurl_max_redirects` (0..5).
+    // `addurl_ca_file`: PEM of extra CAs trusted for https ("" = system store).
+    absl::Duration addurl_timeout = absl::Seconds(30);
+    int addurl_max_redirects = 5;
+    std::string addurl_ca_file;
 
     // Reader: initial and maximum read-ahead in segments (see ReaderOptions).
     int initial_read_ahead = 2;
@@ -110,9 +121,14 @@ class FrontendServer {
     size_t chunk_bytes = 256 * 1024;
     // Ranges in one request; more is answered 416.
     int max_ranges = 100;
-    // A bounded range no longer than this is read with the PROBE class
-    // (media scanners) instead of STREAM. 0 = always STREAM.
+    // Traffic class of reads (ReadClassifier): a bounded range no longer than
+    // `probe_max_bytes` is read with the PROBE class (media scanners) unless
+    // it starts where a read of the same file by the same client address
+    // ended, at most `probe_sequential_window` ago (a player reading in small
+    // pieces): then STREAM. Longer and open-ended ranges are STREAM.
+    // probe_max_bytes 0 = always STREAM; window 0 = short reads always PROBE.
     int64_t probe_max_bytes = 1 << 20;
+    absl::Duration probe_sequential_window = absl::Seconds(30);
     // Ended streams GET /api/streams still lists ("recent"), and for how long.
     // 0 = none.
     size_t recent_streams = 32;
@@ -127,7 +143,8 @@ class FrontendServer {
     FrontendMetrics* metrics = nullptr;
   };
 
-  // INVALID_ARGUMENT for a missing dependency or a malformed option.
+  // INVALID_ARGUMENT for a missing dependency or a malformed option
+  // (including an addurl_* option or an unreadable addurl_ca_file).
   static absl::StatusOr<std::unique_ptr<FrontendServer>> Create(const Options& options, Deps deps);
   ~FrontendServer();  // Shutdown(0) if still running
 
@@ -151,7 +168,7 @@ class FrontendServer {
   class Acceptor;
   friend class Session;
 
-  FrontendServer(const Options& options, Deps deps);
+  FrontendServer(const Options& options, Deps deps, std::unique_ptr<NzbUrlClient> urls);
   void DoAccept();
   void Unregister(uint64_t id);
 
@@ -165,6 +182,9 @@ class FrontendServer {
   DelayScheduler scheduler_;
   FileCacheRegistry files_;
   StreamRegistry streams_;
+  ReadClassifier classifier_;
+  // SABnzbd addurl downloads; its own thread, never the io threads.
+  std::unique_ptr<NzbUrlClient> urls_;
 
   std::atomic<bool> draining_{false};
   std::atomic<int> active_streams_{0};

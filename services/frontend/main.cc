@@ -67,6 +67,13 @@ absl::StatusOr<FrontendConfig> ParseConfig(const config::ConfigFile& file) {
   NZB_ASSIGN_OR_RETURN(c.server.request_timeout, s.Duration("request_timeout", c.server.request_timeout));
   NZB_ASSIGN_OR_RETURN(c.server.idle_timeout, s.Duration("idle_timeout", c.server.idle_timeout));
   NZB_ASSIGN_OR_RETURN(c.server.write_timeout, s.Duration("write_timeout", c.server.write_timeout));
+  NZB_ASSIGN_OR_RETURN(c.server.addurl_timeout, s.Duration("addurl_timeout", c.server.addurl_timeout));
+  NZB_ASSIGN_OR_RETURN(int64_t addurl_redirects, s.Int("addurl_max_redirects", c.server.addurl_max_redirects));
+  NZB_ASSIGN_OR_RETURN(c.server.addurl_ca_file, s.String("addurl_ca_file", c.server.addurl_ca_file));
+  NZB_ASSIGN_OR_RETURN(c.server.probe_max_bytes, s.Int("probe_max_bytes", c.server.probe_max_bytes));
+  NZB_ASSIGN_OR_RETURN(c.server.probe_sequential_window,
+                       s.Duration("probe_sequential_window", c.server.probe_sequential_window));
+  c.server.addurl_max_redirects = static_cast<int>(addurl_redirects);
   NZB_ASSIGN_OR_RETURN(std::vector<std::string> cats, s.StringList("categories"));
   if (!cats.empty()) c.server.categories = cats;
   c.server.io_threads = static_cast<int>(io_threads);

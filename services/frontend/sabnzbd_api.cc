@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 
 namespace nzbmesh::frontend {
@@ -61,10 +62,44 @@ std::string HistoryJson(const SabOptions& o, const std::vector<Job>& jobs) {
                       "]}}");
 }
 
+// Submits `nzb` to the importer with the addfile/addurl parameters of
+// `params` (cat, priority, password) and answers SABnzbd-style.
+void Submit(ImporterClient* importer, std::map<std::string, std::string>& params, std::string nzb,
+            std::string filename, std::string name, std::function<void(SabReply)> done) {
+  importer::v1::SubmitNzbRequest req;
+  req.set_nzb(std::move(nzb));
+  req.set_filename(std::move(filename));
+  std::string cat = params["cat"];
+  req.set_category(cat == "*" || cat == "Default" ? "" : cat);
+  req.set_name(std::move(name));
+  int prio = 0;
+  if (absl::SimpleAtoi(params["priority"], &prio) && prio > 0) req.set_priority(prio);
+  req.set_password(params["password"]);
+  importer->SubmitNzb(req, [done = std::move(done)](absl::StatusOr<importer::v1::SubmitNzbResponse> r) {
+    if (!r.ok()) {
+      done(Error(absl::StrCat("import failed: ", r.status().message())));
+      return;
+    }
+    done({200, absl::StrCat("{\"status\":true,\"nzo_ids\":[", Q(NzoId(r->job_id())), "]}")});
+  });
+}
+
+// The file name an addurl NZB is submitted under: the Content-Disposition
+// name, else the URL path's last segment (percent-decoded), else the host.
+std::string UrlFileName(const NzbUrlClient::Result& r) {
+  if (!r.filename.empty()) return r.filename;
+  std::string path = r.url.target.substr(0, r.url.target.find('?'));
+  // A path keeps '+' literal (DecodeQueryComponent would make it a space).
+  std::string last = DecodeQueryComponent(absl::StrReplaceAll(path.substr(path.rfind('/') + 1), {{"+", "%2B"}}));
+  if (last.empty() || last == "." || last == ".." || last.find('/') != std::string::npos) return r.url.host;
+  return last;
+}
+
 }  // namespace
 
-void HandleSabApi(const SabOptions& o, ImporterClient* importer, std::map<std::string, std::string> params,
-                  std::vector<FormPart> files, std::function<void(SabReply)> done) {
+void HandleSabApi(const SabOptions& o, ImporterClient* importer, NzbUrlClient* urls,
+                  std::map<std::string, std::string> params, std::vector<FormPart> files,
+                  std::function<void(SabReply)> done) {
   const std::string mode = params["mode"];
   if (mode == "version") {
     done({200, absl::StrCat("{\"version\":", Q(o.version), "}")});
@@ -107,21 +142,34 @@ void HandleSabApi(const SabOptions& o, ImporterClient* importer, std::map<std::s
       done(Error("No NZB file uploaded (field \"name\" or \"nzbfile\")"));
       return;
     }
-    importer::v1::SubmitNzbRequest req;
-    req.set_nzb(nzb->data);
-    req.set_filename(nzb->filename);
-    std::string cat = params["cat"];
-    req.set_category(cat == "*" || cat == "Default" ? "" : cat);
-    req.set_name(params["nzbname"]);
-    int prio = 0;
-    if (absl::SimpleAtoi(params["priority"], &prio) && prio > 0) req.set_priority(prio);
-    req.set_password(params["password"]);
-    importer->SubmitNzb(req, [done](absl::StatusOr<importer::v1::SubmitNzbResponse> r) {
+    std::string name = params["nzbname"];
+    Submit(importer, params, nzb->data, nzb->filename, std::move(name), std::move(done));
+    return;
+  }
+  if (mode == "addurl") {
+    const std::string url = params["name"];
+    if (url.empty()) {
+      done(Error("No URL given (parameter \"name\")"));
+      return;
+    }
+    auto parsed = ParseHttpUrl(url);
+    if (!parsed.ok()) {
+      done(Error(absl::StrCat("invalid NZB URL: ", parsed.status().message())));
+      return;
+    }
+    if (urls == nullptr) {
+      done(Error("addurl is not available on this frontend"));
+      return;
+    }
+    urls->Fetch(url, [importer, params = std::move(params), shown = parsed->Redacted(),
+                      done = std::move(done)](absl::StatusOr<NzbUrlClient::Result> r) mutable {
       if (!r.ok()) {
-        done(Error(absl::StrCat("import failed: ", r.status().message())));
+        done(Error(absl::StrCat("cannot fetch NZB from ", shown, ": ", r.status().message())));
         return;
       }
-      done({200, absl::StrCat("{\"status\":true,\"nzo_ids\":[", Q(NzoId(r->job_id())), "]}")});
+      std::string filename = UrlFileName(*r);
+      std::string name = params["nzbname"];
+      Submit(importer, params, std::move(r->body), std::move(filename), std::move(name), std::move(done));
     });
     return;
   }

@@ -1,12 +1,14 @@
 """End-to-end tests: the real processes, real sockets, real PostgreSQL.
 
 Import -> stream -> SHA-256 equal (plain, obfuscated RAR5 set with PAR2,
-through nzbmeshctl and through SABnzbd addfile); kill -9 of the broker, an
+through nzbmeshctl, SABnzbd addfile and SABnzbd addurl from an indexer over
+HTTP with a redirect); kill -9 of the broker, an
 importer and a frontend with nothing lost; hostile input with exact answers
 and the system still serving afterwards; the provider budget under mixed load
 counted at the news server.
 """
 import http.client
+import http.server
 import json
 import os
 import random
@@ -23,6 +25,7 @@ PLAIN = bytes(RNG.getrandbits(8) for _ in range(3 * 1024 * 1024 + 12345))
 BIG = bytes(RNG.getrandbits(8) for _ in range(8 * 1024 * 1024 + 7))
 SLOW = bytes(RNG.getrandbits(8) for _ in range(4 * 1024 * 1024 + 3))
 OBFUSCATED_NAME = "b3f9a1c04e7d2a6f9c8e1d0b7a3f5e21"
+ADDURL = PLAIN[::-1][:1500000]  # distinct bytes without drawing from RNG
 
 
 def rar5_set_obfuscated():
@@ -52,6 +55,7 @@ class E2E(unittest.TestCase):
             "plain.mkv": PLAIN,
             "big.mkv": BIG,
             "slow.mkv": SLOW,
+            "addurl.mkv": ADDURL,
             OBFUSCATED_NAME: PLAIN[:500000],
             "rar5set": rar5_set_obfuscated(),
         })
@@ -148,6 +152,58 @@ class E2E(unittest.TestCase):
         r = self.stack.ctl("import", self.stack.nzb_path("plain.mkv"), "--category", "movies", "--wait", check=False)
         self.assertIn(r.returncode, (0,), r.stderr)
         self.assertEqual(self.find_files(1, "/dav/movies/"), before)
+
+    def test_05_addurl_fetches_from_an_indexer_then_streams_byte_exact(self):
+        s = self.stack
+        nzb = s.nzb("addurl.mkv")
+        seen = []
+
+        class Indexer(http.server.BaseHTTPRequestHandler):
+            """An indexer: the API URL redirects to the download, which names the file."""
+            def do_GET(self):
+                seen.append(self.path)
+                if self.path.startswith("/api?"):
+                    self.send_response(302)
+                    self.send_header("Location", "/getnzb/42")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-nzb")
+                self.send_header("Content-Disposition", 'attachment; filename="Addurl.Release.2026.nzb"')
+                self.send_header("Content-Length", str(len(nzb)))
+                self.end_headers()
+                self.wfile.write(nzb)
+
+            def log_message(self, *args):
+                pass
+
+        indexer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Indexer)
+        threading.Thread(target=indexer.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{indexer.server_address[1]}/api?t=get&id=42&apikey=indexer-secret"
+            q = urllib.parse.urlencode({"mode": "addurl", "name": url, "cat": "movies",
+                                        "apikey": Stack.API_KEY, "output": "json"})
+            status, _, resp = s.http(1, "GET", f"/sabnzbd/api?{q}", auth=False)
+        finally:
+            indexer.shutdown()
+            indexer.server_close()
+        self.assertEqual(status, 200, resp)
+        self.assertTrue(json.loads(resp)["status"], resp)
+        self.assertEqual(seen, ["/api?t=get&id=42&apikey=indexer-secret", "/getnzb/42"])
+        # A missing download is an exact SABnzbd error, not a job.
+        q = urllib.parse.urlencode({"mode": "addurl", "name": url, "apikey": Stack.API_KEY, "output": "json"})
+        status, _, resp = s.http(1, "GET", f"/sabnzbd/api?{q}", auth=False)
+        self.assertEqual(status, 200)
+        self.assertTrue(json.loads(resp)["error"].startswith(
+            f"cannot fetch NZB from http://127.0.0.1:{indexer.server_address[1]}/api: cannot connect to"), resp)
+        wait_for(lambda: any(h.endswith("addurl.mkv") for h, _ in self.find_files(1, "/dav/movies/")), 180,
+                 "the addurl release in the catalog\n" + s.logs_tail())
+        href, size = self.file_in("movies", "addurl.mkv")
+        self.assertIn("/Addurl.Release.2026/", href)  # named after the Content-Disposition file
+        self.assertEqual(size, len(ADDURL))
+        status, _, data = self.get(href)
+        self.assertEqual((status, sha256(data)), (200, sha256(ADDURL)))
 
     # -- faults ----------------------------------------------------------------
     def test_10_kill9_broker_mid_stream_client_retry_resumes(self):

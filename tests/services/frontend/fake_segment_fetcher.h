@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -103,6 +104,12 @@ class FakeSegmentFetcher : public SegmentFetcher {
     absl::MutexLock lock(&mu_);
     return probe_calls_;
   }
+  // The traffic class of every Fetch of `id`, in call order.
+  std::vector<TrafficClass> classes(const std::string& id) const {
+    absl::MutexLock lock(&mu_);
+    auto it = classes_.find(id);
+    return it == classes_.end() ? std::vector<TrafficClass>{} : it->second;
+  }
   // Waits until `pred` (evaluated under the fake's lock) holds or `timeout` passes.
   bool WaitFor(std::function<bool(const FakeSegmentFetcher&)> pred, absl::Duration timeout) const {
     absl::Time deadline = absl::Now() + timeout;
@@ -132,6 +139,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
       ++calls_[message_id];
       ++total_calls_;
       if (options.traffic_class == TrafficClass::kProbe) ++probe_calls_;
+      classes_[message_id].push_back(options.traffic_class);
       ++in_flight_;
       max_in_flight_ = std::max(max_in_flight_, in_flight_);
       auto lat = latency_by_id_.find(message_id);
@@ -267,6 +275,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
   std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<Flight>> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Flight>> cancelled_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<TrafficClass>> classes_ ABSL_GUARDED_BY(mu_);
   int total_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int probe_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

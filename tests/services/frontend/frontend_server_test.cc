@@ -6,6 +6,7 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,7 @@
 #include "tests/services/frontend/fake_catalog.h"
 #include "tests/services/frontend/fake_segment_fetcher.h"
 #include "tests/services/frontend/http_test_client.h"
+#include "tests/services/frontend/loopback_http_server.h"
 
 namespace nzbmesh::frontend {
 namespace {
@@ -453,6 +455,138 @@ TEST_F(ServerTest, SabnzbdAddfileSubmitsNzbAndQueueShowsIt) {
       << r.body;
 }
 
+// ---- SABnzbd mode=addurl against a real loopback HTTP server ----------------
+
+constexpr char kAddUrlNzb[] = "<?xml version=\"1.0\"?><nzb xmlns=\"http://www.newzbin.com/DTD/2003/nzb\"><file/></nzb>";
+
+class AddUrlTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    options_.api_key = "k3y";
+    options_.max_upload_bytes = 4096;
+    options_.addurl_timeout = absl::Seconds(1);
+  }
+  // GET /sabnzbd/api?mode=addurl&name=<url>&<extra> as Sonarr sends it.
+  HttpResponse AddUrl(const std::string& url, const std::string& extra = "") {
+    HttpConn c(port_);
+    HttpResponse r;
+    // A generous bound for a loaded machine; the fetches' own timeouts are far shorter.
+    if (c.Send(Get(absl::StrCat("/sabnzbd/api?mode=addurl&apikey=k3y&output=json&name=", EncodeQuery(url),
+                                extra.empty() ? "" : "&", extra)))) {
+      c.ReadResponse(&r, true, absl::Seconds(60));
+    }
+    return r;
+  }
+  static std::string EncodeQuery(const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        out.push_back(static_cast<char>(c));
+      } else {
+        absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+      }
+    }
+    return out;
+  }
+  testing::LoopbackHttpServer origin_;
+};
+
+TEST_F(AddUrlTest, FetchesTheNzbAndSubmitsItLikeAddfile) {
+  origin_.Route("/api", testing::LoopbackHttpServer::Response(
+                            200, "OK", "Content-Disposition: attachment; filename=\"Show.S01E02.nzb\"\r\n", kAddUrlNzb));
+  StartServer();
+  HttpResponse r = AddUrl(origin_.Url("/api?t=get&id=abc&apikey=indexer-key"), "cat=tv&priority=1");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  EXPECT_EQ(r.body, "{\"status\":true,\"nzo_ids\":[\"SABnzbd_nzo_41\"]}");
+  auto sub = importer_.submitted();
+  ASSERT_EQ(sub.size(), 1u);
+  EXPECT_EQ(sub[0].nzb(), kAddUrlNzb);
+  EXPECT_EQ(sub[0].filename(), "Show.S01E02.nzb");  // Content-Disposition
+  EXPECT_EQ(sub[0].name(), "");                     // the importer names it after the file
+  EXPECT_EQ(sub[0].category(), "tv");
+  EXPECT_EQ(sub[0].priority(), 1);
+  EXPECT_EQ(origin_.requests("/api"), 1);
+}
+
+TEST_F(AddUrlTest, NzbnameWinsAndTheUrlPathNamesAnAnonymousDownload) {
+  origin_.Route("/dl/Movie+2024%20HD.nzb", testing::LoopbackHttpServer::Response(200, "OK", "", kAddUrlNzb));
+  StartServer();
+  EXPECT_EQ(AddUrl(origin_.Url("/dl/Movie+2024%20HD.nzb")).body, "{\"status\":true,\"nzo_ids\":[\"SABnzbd_nzo_41\"]}");
+  EXPECT_EQ(AddUrl(origin_.Url("/dl/Movie+2024%20HD.nzb"), "nzbname=Movie%20(2024)").body,
+            "{\"status\":true,\"nzo_ids\":[\"SABnzbd_nzo_42\"]}");
+  auto sub = importer_.submitted();
+  ASSERT_EQ(sub.size(), 2u);
+  EXPECT_EQ(sub[0].filename(), "Movie+2024 HD.nzb");  // the URL path's last segment, decoded
+  EXPECT_EQ(sub[0].name(), "");
+  EXPECT_EQ(sub[1].name(), "Movie (2024)");
+}
+
+TEST_F(AddUrlTest, NotFoundIsReportedWithTheUrlWithoutItsQuery) {
+  StartServer();
+  HttpResponse r = AddUrl(origin_.Url("/missing.nzb?apikey=indexer-key"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, absl::StrCat("{\"status\":false,\"error\":\"cannot fetch NZB from http://127.0.0.1:", origin_.port(),
+                                 "/missing.nzb: HTTP 404 Not Found\"}"));
+  EXPECT_TRUE(importer_.submitted().empty());
+}
+
+TEST_F(AddUrlTest, OversizedNzbIsRefusedAtTheUploadCap) {
+  origin_.Route("/big.nzb", testing::LoopbackHttpServer::Response(200, "OK", "", std::string(4097, 'x')));
+  StartServer();
+  EXPECT_EQ(AddUrl(origin_.Url("/big.nzb")).body,
+            absl::StrCat("{\"status\":false,\"error\":\"cannot fetch NZB from http://127.0.0.1:", origin_.port(),
+                         "/big.nzb: the NZB is larger than 4096 bytes\"}"));
+  EXPECT_TRUE(importer_.submitted().empty());
+}
+
+TEST_F(AddUrlTest, RedirectLoopIsCutAfterFiveRedirects) {
+  origin_.Route("/loop", testing::LoopbackHttpServer::Response(302, "Found", "Location: /loop\r\n", ""));
+  StartServer();
+  EXPECT_EQ(AddUrl(origin_.Url("/loop")).body,
+            absl::StrCat("{\"status\":false,\"error\":\"cannot fetch NZB from http://127.0.0.1:", origin_.port(),
+                         "/loop: more than 5 redirects\"}"));
+  EXPECT_EQ(origin_.requests("/loop"), 6);
+}
+
+TEST_F(AddUrlTest, NonHttpSchemeIsRefusedWithoutAnyFetch) {
+  StartServer();
+  EXPECT_EQ(AddUrl("ftp://127.0.0.1/x.nzb").body,
+            "{\"status\":false,\"error\":\"invalid NZB URL: unsupported URL scheme 'ftp' (only http and https)\"}");
+  EXPECT_EQ(AddUrl("file:///etc/passwd").body,
+            "{\"status\":false,\"error\":\"invalid NZB URL: unsupported URL scheme 'file' (only http and https)\"}");
+  EXPECT_EQ(Fetch(port_, Get("/sabnzbd/api?mode=addurl&apikey=k3y")).body,
+            "{\"status\":false,\"error\":\"No URL given (parameter \\\"name\\\")\"}");
+  EXPECT_TRUE(importer_.submitted().empty());
+}
+
+TEST_F(AddUrlTest, SilentServerTimesOut) {
+  origin_.Hang("/hang.nzb");
+  StartServer();
+  EXPECT_EQ(AddUrl(origin_.Url("/hang.nzb")).body,
+            absl::StrCat("{\"status\":false,\"error\":\"cannot fetch NZB from http://127.0.0.1:", origin_.port(),
+                         "/hang.nzb: no complete answer within 1s\"}"));
+  EXPECT_EQ(origin_.requests("/hang.nzb"), 1);
+}
+
+TEST_F(AddUrlTest, APendingDownloadBlocksNeitherOtherUrlsNorOtherRequests) {
+  options_.addurl_timeout = absl::Minutes(5);  // the hanging fetch stays pending for the whole test
+  options_.io_threads = 1;                     // one IO thread: a blocking fetch would stall everything
+  origin_.Hang("/hang.nzb");
+  origin_.Route("/ok.nzb", testing::LoopbackHttpServer::Response(200, "OK", "", kAddUrlNzb));
+  StartServer();
+  HttpConn slow(port_);
+  ASSERT_TRUE(slow.Send(Get(absl::StrCat("/sabnzbd/api?mode=addurl&apikey=k3y&name=",
+                                         EncodeQuery(origin_.Url("/hang.nzb"))))));
+  ASSERT_TRUE(origin_.WaitForRequests("/hang.nzb", 1, absl::Seconds(30)));
+  EXPECT_EQ(AddUrl(origin_.Url("/ok.nzb")).body, "{\"status\":true,\"nzo_ids\":[\"SABnzbd_nzo_41\"]}");
+  EXPECT_EQ(Fetch(port_, Get(kFileUrl, "Range: bytes=0-9\r\n")).status, 206);
+  // Shutdown ends the pending download; its connection closes without an answer.
+  server_->Shutdown(absl::ZeroDuration());
+  EXPECT_TRUE(slow.WaitClosed(absl::Seconds(30)));
+}
+
 TEST_F(ServerTest, SabnzbdHistoryStorageIsUnderCompleteDir) {
   options_.api_key = "k3y";
   options_.complete_dir = "/mnt/nzb/";
@@ -608,6 +742,46 @@ TEST_F(ServerTest, SegmentCacheHitsMissesAreCounted) {
   EXPECT_EQ(metrics_.cache_misses.load(), 10);
   EXPECT_EQ(metrics_.cache_hits.load(), 1);
   EXPECT_EQ(fetcher_.total_calls(), 10);
+}
+
+// Issue 6: short reads that are not continued sequentially are PROBE; a short
+// read starting where the client's last read of the file ended, a long range
+// and a range to the end of the file are STREAM. Segments are 1000 bytes;
+// each request touches segments not fetched before (no cache hits).
+TEST_F(ServerTest, ScatteredShortReadsAreProbeAndASequentialContinuationIsStream) {
+  options_.probe_max_bytes = 2000;
+  StartServer();
+  const auto& id = ids_[kFile];
+  auto range = [&](const std::string& spec) {
+    HttpResponse r = Fetch(port_, Get(kFileUrl, absl::StrCat("Range: bytes=", spec, "\r\n")));
+    EXPECT_EQ(r.status, 206) << spec;
+  };
+  using C = std::vector<TrafficClass>;
+  const C probe = {TrafficClass::kProbe}, stream = {TrafficClass::kStream};
+  range("0-999");  // a header peek
+  EXPECT_EQ(fetcher_.classes(id[0]), probe);
+  range("5000-5999");  // a scattered peek
+  EXPECT_EQ(fetcher_.classes(id[5]), probe);
+  range("1000-1999");  // starts where the first read ended
+  EXPECT_EQ(fetcher_.classes(id[1]), stream);
+  range("2000-2999");  // and the chain goes on
+  EXPECT_EQ(fetcher_.classes(id[2]), stream);
+  range("6001-6999");  // one byte past the end of 5000-5999: not a continuation
+  EXPECT_EQ(fetcher_.classes(id[6]), probe);
+  range("3000-5001");  // longer than probe_max_bytes (4 is fetched; 5 is cached)
+  EXPECT_EQ(fetcher_.classes(id[3]), stream);
+  EXPECT_EQ(fetcher_.classes(id[4]), stream);
+  range("9100-9499");  // short, but reaches the end of the file: open-ended
+  EXPECT_EQ(fetcher_.classes(id[9]), stream);
+  EXPECT_EQ(fetcher_.probe_calls(), 3);
+}
+
+TEST_F(ServerTest, ZeroProbeMaxBytesReadsEverythingAsStream) {
+  options_.probe_max_bytes = 0;
+  StartServer();
+  EXPECT_EQ(Fetch(port_, Get(kFileUrl, "Range: bytes=0-99\r\n")).status, 206);
+  EXPECT_EQ(fetcher_.classes(ids_[kFile][0]), std::vector<TrafficClass>{TrafficClass::kStream});
+  EXPECT_EQ(fetcher_.probe_calls(), 0);
 }
 
 }  // namespace

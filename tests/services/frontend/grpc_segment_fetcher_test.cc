@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -48,8 +49,19 @@ class FakeBroker : public pb::Broker::CallbackService {
     return true;
   }
 
+  // The traffic class of every FetchSegment for `id`, in arrival order.
+  std::vector<pb::TrafficClass> classes(const std::string& id) const {
+    absl::MutexLock lock(&mu_);
+    auto it = classes_.find(id);
+    return it == classes_.end() ? std::vector<pb::TrafficClass>{} : it->second;
+  }
+
   grpc::ServerWriteReactor<pb::FetchSegmentResponse>* FetchSegment(grpc::CallbackServerContext* ctx,
                                                                    const pb::FetchSegmentRequest* req) override {
+    {
+      absl::MutexLock lock(&mu_);
+      classes_[req->message_id()].push_back(req->traffic_class());
+    }
     class Writer : public grpc::ServerWriteReactor<pb::FetchSegmentResponse> {
      public:
       Writer(FakeBroker* b, const pb::FetchSegmentRequest& req) : b_(b) {
@@ -154,6 +166,7 @@ class FakeBroker : public pb::Broker::CallbackService {
   int hanging_ ABSL_GUARDED_BY(mu_) = 0;
   int sessions_ ABSL_GUARDED_BY(mu_) = 0;
   int next_session_ ABSL_GUARDED_BY(mu_) = 100;
+  std::map<std::string, std::vector<pb::TrafficClass>> classes_ ABSL_GUARDED_BY(mu_);
 };
 
 class GrpcFetcherTest : public ::testing::Test {
@@ -264,6 +277,44 @@ TEST_F(GrpcFetcherTest, F9_DisconnectCancelsBrokerFetchesAndSessionOverGrpc) {
   absl::Time t0 = absl::Now();
   EXPECT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 0 && broker_.sessions() == 0; }, absl::Seconds(2)));
   EXPECT_LE(absl::Now() - t0, absl::Milliseconds(100));
+  (*server)->Shutdown(absl::Seconds(1));
+}
+
+// Issue 6 through gRPC: the broker receives PROBE for a scattered short read
+// and STREAM once the same client continues where it stopped.
+TEST_F(GrpcFetcherTest, BrokerSeesProbeForAShortPeekAndStreamForItsContinuation) {
+  testing::FakeCatalog catalog;
+  testing::FakeImporter importer;
+  importer::v1::FileLayout layout;
+  for (int i = 0; i < 4; ++i) {
+    std::string id = absl::StrCat("c", i, "@t");
+    broker_.articles[id] = std::string(1000, static_cast<char>('a' + i));
+    auto* s = layout.add_segments();
+    s->set_message_id(id);
+    s->set_offset(i * 1000);
+    s->set_size(1000);
+  }
+  layout.mutable_entry()->set_path("/m/r/c.mkv");
+  layout.mutable_entry()->set_name("c.mkv");
+  layout.mutable_entry()->set_size(4000);
+  catalog.AddFile(layout);
+  FrontendServer::Options o;
+  o.probe_max_bytes = 1500;
+  auto server = FrontendServer::Create(o, {fetcher_.get(), &catalog, &importer, nullptr});
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE((*server)->Start().ok());
+  auto get = [&](const std::string& range) {
+    testing::HttpResponse r =
+        testing::Fetch((*server)->port(), absl::StrCat("GET /dav/m/r/c.mkv HTTP/1.1\r\nHost: t\r\nRange: bytes=",
+                                                       range, "\r\n\r\n"));
+    EXPECT_EQ(r.status, 206) << range;
+  };
+  get("0-999");     // a peek at the header
+  get("2000-2999");  // a scattered peek
+  get("1000-1999");  // continues the first
+  EXPECT_EQ(broker_.classes("c0@t"), std::vector<pb::TrafficClass>{pb::PROBE});
+  EXPECT_EQ(broker_.classes("c2@t"), std::vector<pb::TrafficClass>{pb::PROBE});
+  EXPECT_EQ(broker_.classes("c1@t"), std::vector<pb::TrafficClass>{pb::STREAM});
   (*server)->Shutdown(absl::Seconds(1));
 }
 
