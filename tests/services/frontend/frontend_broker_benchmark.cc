@@ -23,31 +23,39 @@
 //                           one stream session, max_read_ahead = 16 fetches
 //                           in flight) in the same iteration; GB/s of both
 //                           and their ratio (goal ≥ 0.8)
-//   BM_DirectFetchOne       one FetchSegment of an uncached segment (baseline)
+//   BM_DirectFetchOne/S     one FetchSegment of an uncached segment (the
+//                           baseline): S=0 PROBE class, S=1 STREAM class in
+//                           an open stream session
 //   BM_TimeToFirstByte/B    GET at a random offset on a fresh connection of a
 //                           frontend with no segment LRU, until the first
 //                           body byte; B=1: a 64 KiB range (PROBE class),
 //                           B=0: open-ended "bytes=N-" as a player seeks
 //                           (STREAM class, stream session); medians and the
-//                           ratio to BM_DirectFetchOne's median (goal ≤ 1.2)
-//   BM_PacedStreams/200     200 players, each its own file, started at once
-//                           and read at 2 MB/s in 64 KiB reads for 5 s: worst
-//                           wait for wanted bytes, slowest start, peaks of
-//                           the frontend's RSS and read-ahead budget against
-//                           stream_memory_limit
+//                           ratio to the median of BM_DirectFetchOne of the
+//                           same class (goal ≤ 1.2)
+//   BM_PacedStreams/N       N players (50, 200), each its own file, started
+//                           at once and read at 2 MB/s in 64 KiB reads for
+//                           5 s: worst wait for wanted bytes, slowest start,
+//                           peaks of the frontend's RSS, live heap and
+//                           read-ahead budget against stream_memory_limit
 //   BM_CloseLatencyBlocked  a GET that has its first segment and is blocked on
 //                           the second (the news server holds its reply for
 //                           1 s); time from the client's close() to the
 //                           frontend having released every broker call of
 //                           that response (fetches and stream session)
 // Run: bazel run -c opt //tests/services/frontend:frontend_broker_benchmark
+// Experiments (not defaults): NZBMESH_BENCH_STREAM_MEMORY_MB and
+// NZBMESH_BENCH_MAX_READ_AHEAD override those options of the main frontend,
+// NZBMESH_BENCH_TTFB_READ_AHEAD the initial read-ahead of the TTFB frontend.
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <benchmark/benchmark.h>
@@ -270,8 +278,11 @@ struct Env {
     catalog.AddFile(MakeLayout(kHeldPath, held));
 
     FrontendServer::Options o;
+    if (const char* mb = getenv("NZBMESH_BENCH_STREAM_MEMORY_MB")) o.stream_memory_limit = int64_t{atoi(mb)} << 20;
+    if (const char* n = getenv("NZBMESH_BENCH_MAX_READ_AHEAD")) o.max_read_ahead = atoi(n);
     server = std::move(*FrontendServer::Create(o, {fetcher.get(), &caching, &importer, nullptr}));
     o.lru_segments_per_file = 0;
+    if (const char* n = getenv("NZBMESH_BENCH_TTFB_READ_AHEAD")) o.initial_read_ahead = atoi(n);
     cold = std::move(*FrontendServer::Create(o, {fetcher.get(), &caching, &importer, nullptr}));
     if (!server->Start().ok() || !cold->Start().ok()) std::abort();
   }
@@ -292,6 +303,40 @@ Env& GetEnv() {
   static Env* env = new Env();  // lives until exit; the backend ends with it
   return *env;
 }
+
+// CPU time (user + system) process `pid` has used so far, in seconds.
+double CpuSeconds(pid_t pid) {
+  FILE* f = fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  // Fields after the command name (which may hold spaces): state is field 3,
+  // utime and stime are fields 14 and 15.
+  const char* p = strrchr(buf, ')');
+  if (p == nullptr) return 0;
+  unsigned long utime = 0, stime = 0;
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) return 0;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// CPU seconds both processes spend while it lives (for "where the time goes").
+struct CpuMeter {
+  explicit CpuMeter(pid_t backend) : backend_(backend), self0_(CpuSeconds(getpid())), backend0_(CpuSeconds(backend)) {}
+  double frontend() const { return CpuSeconds(getpid()) - self0_; }
+  double backend() const { return CpuSeconds(backend_) - backend0_; }
+
+ private:
+  pid_t backend_;
+  double self0_, backend0_;
+};
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -405,18 +450,28 @@ void BM_Sequential2GiB(benchmark::State& state) {
   absl::Duration direct_time, frontend_time;
   int64_t direct_bytes = 0, frontend_bytes = 0;
   int failed = 0;
+  double direct_cpu[2] = {0, 0}, frontend_cpu[2] = {0, 0};  // this process, backend
+  double client_cpu = 0;  // the HTTP client's thread (part of frontend_cpu[0])
   for (auto _ : state) {
     absl::Time t0 = absl::Now();
     int f = 0;
+    CpuMeter direct_meter(env.backend.pid);
     direct_bytes += FetchAll(env.fetcher.get(), env.big_ids, FrontendServer::Options{}.max_read_ahead, &f);
     direct_time += absl::Now() - t0;
+    direct_cpu[0] += direct_meter.frontend();
+    direct_cpu[1] += direct_meter.backend();
     failed += f;
     if (!env.WaitIdle(absl::Seconds(10))) state.SkipWithError("direct read left broker calls behind");
 
     std::string error;
     t0 = absl::Now();
+    CpuMeter frontend_meter(env.backend.pid);
+    const double client0 = ThreadCpuSeconds();
     int64_t n = ReadWholeFile(env.server->port(), kBigUrl, first, &error);
     absl::Duration took = absl::Now() - t0;
+    client_cpu += ThreadCpuSeconds() - client0;
+    frontend_cpu[0] += frontend_meter.frontend();
+    frontend_cpu[1] += frontend_meter.backend();
     if (n < 0) {
       state.SkipWithError(error.c_str());
       break;
@@ -433,23 +488,44 @@ void BM_Sequential2GiB(benchmark::State& state) {
   state.counters["direct_GBps"] = direct_gbps;
   state.counters["ratio"] = frontend_gbps / direct_gbps;
   state.counters["direct_failed"] = failed;
+  // CPU seconds per GB read: this process (frontend and clients) and the
+  // backend (broker and news server).
+  const double direct_gb = static_cast<double>(direct_bytes) / 1e9, frontend_gb = static_cast<double>(frontend_bytes) / 1e9;
+  state.counters["direct_cpu_s_per_GB"] = direct_cpu[0] / direct_gb;
+  state.counters["direct_backend_cpu_s_per_GB"] = direct_cpu[1] / direct_gb;
+  state.counters["frontend_cpu_s_per_GB"] = frontend_cpu[0] / frontend_gb;
+  state.counters["client_cpu_s_per_GB"] = client_cpu / frontend_gb;
+  state.counters["frontend_backend_cpu_s_per_GB"] = frontend_cpu[1] / frontend_gb;
   state.counters["rss_mb"] = RssMb();
   state.counters["backend_rss_mb"] = RssMb(env.backend.pid);
 }
 BENCHMARK(BM_Sequential2GiB)->Iterations(2)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-double g_direct_fetch_median_us = 0;  // set by BM_DirectFetchOne, which runs first
+// Median µs of one fetch, [0] PROBE, [1] STREAM in a session; set by
+// BM_DirectFetchOne, which runs before BM_TimeToFirstByte.
+double g_direct_fetch_median_us[2] = {0, 0};
 
 void BM_DirectFetchOne(benchmark::State& state) {
   Env& env = GetEnv();
+  const bool in_session = state.range(0) == 1;
   std::mt19937_64 rng(5);
   std::vector<double> us;
+  std::unique_ptr<StreamSession> session;
+  FetchOptions o;
+  if (in_session) {
+    session = env.fetcher->OpenSession("bench-one");
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (session->id() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Microseconds(100));
+    o.stream_session_id = session->id();
+  } else {
+    o.traffic_class = TrafficClass::kProbe;
+  }
   for (auto _ : state) {
     const std::string id = ArticleId(static_cast<int>(rng() % kArticles));
     absl::Notification done;
     bool ok = false;
     absl::Time t0 = absl::Now();
-    auto h = env.fetcher->Fetch(id, {}, [&](absl::StatusOr<Segment> s) {
+    auto h = env.fetcher->Fetch(id, o, [&](absl::StatusOr<Segment> s) {
       ok = s.ok() && s->data->size() == static_cast<size_t>(kSegmentBytes);
       done.Notify();
     });
@@ -462,10 +538,10 @@ void BM_DirectFetchOne(benchmark::State& state) {
     us.push_back(absl::ToDoubleMicroseconds(took));
     state.SetIterationTime(absl::ToDoubleSeconds(took));
   }
-  g_direct_fetch_median_us = Median(us);
-  state.counters["median_us"] = g_direct_fetch_median_us;
+  g_direct_fetch_median_us[in_session ? 1 : 0] = Median(us);
+  state.counters["median_us"] = Median(us);
 }
-BENCHMARK(BM_DirectFetchOne)->Iterations(300)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DirectFetchOne)->ArgName("session")->Arg(0)->Arg(1)->Iterations(300)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_TimeToFirstByte(benchmark::State& state) {
   Env& env = GetEnv();
@@ -499,9 +575,10 @@ void BM_TimeToFirstByte(benchmark::State& state) {
     }
   }
   const double median = Median(us);
+  const double direct = g_direct_fetch_median_us[bounded ? 0 : 1];
   state.counters["median_us"] = median;
-  state.counters["direct_median_us"] = g_direct_fetch_median_us;
-  state.counters["ratio"] = g_direct_fetch_median_us > 0 ? median / g_direct_fetch_median_us : 0;
+  state.counters["direct_median_us"] = direct;
+  state.counters["ratio"] = direct > 0 ? median / direct : 0;
 }
 BENCHMARK(BM_TimeToFirstByte)
     ->ArgName("bounded")
@@ -520,6 +597,8 @@ void BM_PacedStreams(benchmark::State& state) {
   int failed = 0;
   int64_t peak_read_ahead = 0;
   double peak_rss = 0;
+  double frontend_cpu = 0, backend_cpu = 0;
+  double peak_malloc = 0;  // bytes malloc has handed out and not got back (live heap)
   for (auto _ : state) {
     std::vector<ClientStream> streams(n);
     for (int i = 0; i < n; ++i) {
@@ -531,9 +610,14 @@ void BM_PacedStreams(benchmark::State& state) {
       while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(10))) {
         peak_read_ahead = std::max(peak_read_ahead, env.server->memory_budget().used());
         peak_rss = std::max(peak_rss, RssMb());
+        struct mallinfo2 mi = mallinfo2();
+        peak_malloc = std::max(peak_malloc, static_cast<double>(mi.uordblks + mi.hblkhd) / (1 << 20));
       }
     });
+    CpuMeter meter(env.backend.pid);
     ClientResult r = ReadStreams(streams, kPace, absl::Seconds(5));
+    frontend_cpu += meter.frontend();
+    backend_cpu += meter.backend();
     done.Notify();
     sampler.join();
     worst = std::max(worst, r.worst_gap);
@@ -551,9 +635,12 @@ void BM_PacedStreams(benchmark::State& state) {
   state.counters["read_ahead_peak_mb"] = static_cast<double>(peak_read_ahead) / 1e6;
   state.counters["limit_mb"] = static_cast<double>(env.server->memory_budget().limit()) / 1e6;
   state.counters["rss_peak_mb"] = peak_rss;
+  state.counters["heap_in_use_peak_mb"] = peak_malloc;
   state.counters["backend_rss_mb"] = RssMb(env.backend.pid);
+  state.counters["frontend_cpu_s"] = frontend_cpu;
+  state.counters["backend_cpu_s"] = backend_cpu;
 }
-BENCHMARK(BM_PacedStreams)->Arg(kPacedStreams)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PacedStreams)->Arg(50)->Arg(kPacedStreams)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_CloseLatencyBlocked(benchmark::State& state) {
   Env& env = GetEnv();
