@@ -304,10 +304,11 @@ struct Env {
     if (const char* n = getenv("NZBMESH_BENCH_MAX_READ_AHEAD")) o.max_read_ahead = atoi(n);
     if (const char* n = getenv("NZBMESH_BENCH_LRU_SEGMENTS")) o.lru_segments_per_file = static_cast<size_t>(atoi(n));
     server = std::move(*FrontendServer::Create(o, {fetcher.get(), &caching, &importer, nullptr}));
-    o.lru_segments_per_file = 0;
-    if (const char* n = getenv("NZBMESH_BENCH_TTFB_READ_AHEAD")) o.initial_read_ahead = atoi(n);
+    FrontendServer::Options cold_o;
+    cold_o.lru_segments_per_file = 0;
+    if (const char* n = getenv("NZBMESH_BENCH_TTFB_READ_AHEAD")) cold_o.initial_read_ahead = atoi(n);
     cold_fetcher = std::make_unique<CountingFetcher>(fetcher.get());
-    cold = std::move(*FrontendServer::Create(o, {cold_fetcher.get(), &caching, &importer, nullptr}));
+    cold = std::move(*FrontendServer::Create(cold_o, {cold_fetcher.get(), &caching, &importer, nullptr}));
     if (!server->Start().ok() || !cold->Start().ok()) std::abort();
   }
 
