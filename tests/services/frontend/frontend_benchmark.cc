@@ -15,10 +15,6 @@
 // Counters: rss_mb (whole process: server, fake fetcher data, clients),
 // idle_conns, idle_conn_kb (RSS growth per idle connection at setup).
 // Run: bazel run -c opt //tests/services/frontend:frontend_benchmark
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,26 +22,32 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "services/frontend/frontend_server.h"
+#include "tests/services/frontend/bench_client.h"
 #include "tests/services/frontend/fake_catalog.h"
 #include "tests/services/frontend/fake_segment_fetcher.h"
 
 namespace nzbmesh::frontend {
 namespace {
 
+using testing::ClientResult;
+using testing::ClientStream;
+using testing::Connect;
 using testing::FakeCatalog;
 using testing::FakeImporter;
 using testing::FakeSegmentFetcher;
+using testing::RangeGet;
+using testing::ReadStreams;
+using testing::RssMb;
+using testing::SendAll;
 
 constexpr int kSegments = 64;
 constexpr int64_t kSegmentBytes = 768000;
@@ -55,48 +57,6 @@ constexpr char kPath[] = "/movies/Bench/bench.mkv";
 constexpr char kUrl[] = "/dav/movies/Bench/bench.mkv";
 constexpr char kColdPath[] = "/movies/Bench/cold.mkv";
 constexpr char kColdUrl[] = "/dav/movies/Bench/cold.mkv";
-
-double RssMb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      int64_t kb = 0;
-      (void)absl::SimpleAtoi(line.substr(6, line.size() - 6 - 3), &kb);
-      return static_cast<double>(kb) / 1024.0;
-    }
-  }
-  return 0;
-}
-
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return fd;
-}
-
-bool SendAll(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-std::string RangeGet(const char* url, int64_t first, int64_t last) {
-  return absl::StrCat("GET ", url, " HTTP/1.1\r\nHost: b\r\nRange: bytes=", first, "-", last, "\r\n\r\n");
-}
 
 struct Env {
   FakeSegmentFetcher fetcher;
@@ -195,130 +155,6 @@ struct ColdEnv {
 ColdEnv& GetColdEnv() {
   static ColdEnv* env = new ColdEnv();
   return *env;
-}
-
-// One client thread reading many responses with poll(). `pace_bps` 0 = flat out.
-struct ClientStream {
-  int fd = -1;
-  std::string head;
-  bool head_done = false;
-  int64_t body_left = -1;
-  int64_t body_read = 0;
-  absl::Time hungry_since = absl::InfinitePast();  // wanted bytes and had none since
-  absl::Time first_byte = absl::InfinitePast();
-  absl::Duration worst_gap;  // after the first byte
-};
-
-constexpr int64_t kChunk = 64 * 1024;
-
-// Body bytes a paced reader may take now: its pace since the start plus one chunk.
-int64_t Allowance(const ClientStream& s, double pace_bps, absl::Duration since_start) {
-  return static_cast<int64_t>(pace_bps * absl::ToDoubleSeconds(since_start)) + kChunk - s.body_read;
-}
-
-struct ClientResult {
-  int64_t bytes = 0;
-  absl::Duration worst_gap;
-  absl::Duration worst_first_byte;
-  // How far the slowest stream ended behind its pace (after its first byte).
-  absl::Duration worst_lag;
-  int failed = 0;
-};
-
-ClientResult ReadStreams(std::vector<ClientStream>& streams, double pace_bps, absl::Duration max_time) {
-  ClientResult res;
-  std::vector<char> buf(256 * 1024);
-  absl::Time start = absl::Now();
-  absl::Time deadline = start + max_time;
-  for (auto& s : streams) s.hungry_since = start;
-  while (true) {
-    absl::Time now = absl::Now();
-    if (now >= deadline) break;
-    std::vector<pollfd> pfds;
-    std::vector<ClientStream*> owners;
-    absl::Duration wait = absl::Milliseconds(50);
-    for (auto& s : streams) {
-      if (s.fd < 0) continue;
-      if (pace_bps > 0 && s.head_done) {
-        // A player reads in chunks of kChunk once its buffer has room for one.
-        int64_t allowed = Allowance(s, pace_bps, now - start);
-        if (allowed < kChunk) {
-          s.hungry_since = absl::InfiniteFuture();
-          wait = std::min(wait, absl::Seconds(static_cast<double>(kChunk - allowed) / pace_bps));
-          continue;
-        }
-      }
-      if (s.hungry_since == absl::InfiniteFuture()) s.hungry_since = now;
-      pfds.push_back({s.fd, POLLIN, 0});
-      owners.push_back(&s);
-    }
-    if (pfds.empty() && std::none_of(streams.begin(), streams.end(), [](const auto& s) { return s.fd >= 0; })) break;
-    int n = poll(pfds.data(), pfds.size(), static_cast<int>(absl::ToInt64Milliseconds(wait)) + 1);
-    if (n <= 0) continue;
-    now = absl::Now();
-    for (size_t i = 0; i < pfds.size(); ++i) {
-      if (pfds[i].revents == 0) continue;
-      ClientStream& s = *owners[i];
-      size_t want = buf.size();
-      if (pace_bps > 0 && s.head_done) {
-        want = static_cast<size_t>(
-            std::clamp<int64_t>(Allowance(s, pace_bps, now - start), 1, static_cast<int64_t>(buf.size())));
-      }
-      ssize_t got = recv(s.fd, buf.data(), want, 0);
-      if (got <= 0) {
-        ++res.failed;
-        close(s.fd);
-        s.fd = -1;
-        continue;
-      }
-      if (!s.head_done) {
-        s.head.append(buf.data(), static_cast<size_t>(got));
-        size_t end = s.head.find("\r\n\r\n");
-        if (end == std::string::npos) continue;
-        size_t cl = s.head.find("Content-Length: ");
-        int64_t len = 0;
-        (void)absl::SimpleAtoi(s.head.substr(cl + 16, s.head.find("\r\n", cl) - cl - 16), &len);
-        s.body_left = len;
-        s.head_done = true;
-        int64_t extra = static_cast<int64_t>(s.head.size() - end - 4);
-        s.body_read += extra;
-        s.body_left -= extra;
-        res.bytes += extra;
-      } else {
-        s.body_read += got;
-        s.body_left -= got;
-        res.bytes += got;
-      }
-      if (s.first_byte == absl::InfinitePast()) {
-        s.first_byte = now;  // startup: time to first byte, reported apart
-      } else if (s.hungry_since != absl::InfiniteFuture()) {
-        s.worst_gap = std::max(s.worst_gap, now - s.hungry_since);
-      }
-      s.hungry_since = now;
-      if (s.body_left <= 0) {
-        close(s.fd);
-        s.fd = -1;
-      }
-    }
-  }
-  absl::Time end = absl::Now();
-  for (auto& s : streams) {
-    // A stream still waiting for bytes it wanted when time ran out.
-    if (s.fd >= 0 && s.first_byte != absl::InfinitePast() && s.hungry_since != absl::InfiniteFuture()) {
-      s.worst_gap = std::max(s.worst_gap, end - s.hungry_since);
-    }
-    res.worst_gap = std::max(res.worst_gap, s.worst_gap);
-    if (s.first_byte != absl::InfinitePast()) {
-      res.worst_first_byte = std::max(res.worst_first_byte, s.first_byte - start);
-      if (pace_bps > 0 && s.fd >= 0) {
-        double due = pace_bps * absl::ToDoubleSeconds(end - s.first_byte);
-        res.worst_lag = std::max(res.worst_lag, absl::Seconds((due - static_cast<double>(s.body_read)) / pace_bps));
-      }
-    }
-    if (s.fd >= 0) close(s.fd);
-    s.fd = -1;
-  }
-  return res;
 }
 
 void BM_RangeStreams(benchmark::State& state) {
