@@ -223,7 +223,7 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
         ids.push_back(files[fi].nzb->segments[si].message_id);
         where[ids.back()] = {fi, si};
       }
-      auto res = broker_->StatSegments(ids, nzbmesh::broker::v1::IMPORT, deadline());
+      auto res = broker_->StatSegments(ids, nzbmesh::broker::v1::IMPORT, deadline(), nullptr);
       if (!res.ok()) {
         FailureClass c = ClassifyFailure(res.status());
         return ImportFailure(c.reason == FailureReason::kMissingArticles ? FailureReason::kProviderUnavailable : c.reason,

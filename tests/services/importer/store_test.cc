@@ -382,6 +382,11 @@ TEST_F(StoreTest, HealthRecordsUpdateTheEntry) {
   auto due2 = store->FilesForHealthCheck(10, absl::Now() - absl::Hours(1));
   ASSERT_TRUE(due2.ok());
   EXPECT_EQ(due2->size(), 1u);  // the checked one is not due for an hour
+  // Sub-second precision: a verdict recorded a moment ago is older than
+  // now (whole seconds would hide it until the next second).
+  auto due3 = store->FilesForHealthCheck(10, absl::Now());
+  ASSERT_TRUE(due3.ok());
+  EXPECT_EQ(due3->size(), 2u);
 }
 
 }  // namespace
