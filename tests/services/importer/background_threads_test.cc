@@ -113,7 +113,9 @@ TEST_F(BackgroundThreadsTest, HealthSweepThreadMarksAFileBrokenThenHealthyAgain)
   nntp_->ClearFaults();
   ASSERT_TRUE(WaitUntil([&] { return HealthOf(path) == Health::kHealthy; }, absl::Seconds(60)))
       << "health " << HealthName(HealthOf(path));
-  EXPECT_GE(sweeper.sweeps(), 3);
+  // Three verdicts came from three sweeps; the third may still be running
+  // (its RecordHealth is what the wait saw), so two have finished.
+  EXPECT_GE(sweeper.sweeps(), 2);
   EXPECT_THAT(reg.Serialize(), HasSubstr("nzbmesh_importer_health_checks_total{result=\"broken\"}"));
   sweeper.Stop();
 }
