@@ -43,15 +43,22 @@ bool WatchFolder::Stopping() {
   return stopping_;
 }
 
-void WatchFolder::Reject(const fs::path& path, const std::string& reason) {
+bool WatchFolder::Reject(const fs::path& path, const std::string& reason) {
   std::error_code ec;
   fs::path failed = path;
   failed += ".failed";
   fs::rename(path, failed, ec);
+  if (ec) {
+    // Left in place: the next scan tries again.
+    log::Warning("watch folder: cannot rename a rejected NZB",
+                 {{"file", path.filename().string()}, {"reason", reason}, {"error", ec.message()}});
+    return false;
+  }
   fs::path why = failed;
   why += ".txt";
   std::ofstream(why) << reason << "\n";
   log::Warning("watch folder: NZB rejected", {{"file", path.filename().string()}, {"reason", reason}});
+  return true;
 }
 
 WatchFolder::ScanResult WatchFolder::ScanOnce() {
@@ -93,8 +100,7 @@ WatchFolder::ScanResult WatchFolder::ScanOnce() {
       const bool unchanged = prev != unparsed_.end() && prev->second.size == now.size && prev->second.mtime == now.mtime;
       const bool settled = fs::file_time_type::clock::now() - now.mtime >= absl::ToChronoNanoseconds(options_.settle);
       if (unchanged && settled) {
-        Reject(path, absl::StrCat("not a valid NZB: ", parsed.status().message()));
-        ++out.rejected;
+        if (Reject(path, absl::StrCat("not a valid NZB: ", parsed.status().message()))) ++out.rejected;
       } else {
         unparsed[path.string()] = now;  // maybe still being written
         ++out.waiting;
@@ -107,8 +113,7 @@ WatchFolder::ScanResult WatchFolder::ScanOnce() {
       continue;
     }
     if (!r.ok()) {
-      Reject(path, absl::StrCat("refused by the queue: ", r.status().message()));
-      ++out.rejected;
+      if (Reject(path, absl::StrCat("refused by the queue: ", r.status().message()))) ++out.rejected;
       continue;
     }
     fs::path done = path;

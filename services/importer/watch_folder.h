@@ -67,7 +67,9 @@ class WatchFolder {
     std::uintmax_t size = 0;
     std::filesystem::file_time_type mtime;
   };
-  void Reject(const std::filesystem::path& path, const std::string& reason);
+  // Renames `path` to .failed and writes the reason beside it; false when
+  // the rename failed (the file stays for the next scan).
+  bool Reject(const std::filesystem::path& path, const std::string& reason);
   bool Stopping();
 
   JobQueue* const queue_;
