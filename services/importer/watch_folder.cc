@@ -81,9 +81,9 @@ WatchFolder::ScanResult WatchFolder::ScanOnce() {
     if (Stopping()) break;
     // Size and mtime before reading: a write after this makes the next scan
     // see a change.
-    std::error_code sec;
-    Seen now{fs::file_size(path, sec), fs::last_write_time(path, sec)};
-    if (sec) continue;  // gone meanwhile
+    std::error_code size_ec, time_ec;
+    const Seen now{fs::file_size(path, size_ec), fs::last_write_time(path, time_ec)};
+    if (size_ec || time_ec) continue;  // gone meanwhile
     Submission s;
     s.filename = path.filename().string();
     if (depth == 1) s.category = path.parent_path().filename().string();
