@@ -58,19 +58,15 @@ class GrpcBrokerClient : public BrokerClient {
   }
 
   absl::StatusOr<std::vector<StatResult>> StatSegments(const std::vector<std::string>& ids, BrokerClass cls,
-                                                       absl::Time deadline) override {
+                                                       absl::Time deadline, CallCanceller* cancel) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(ToChrono(deadline));
-    v1::StatSegmentsRequest req;
-    for (const auto& id : ids) req.add_message_ids(id);
-    req.set_traffic_class(cls);
-    auto reader = stub_->StatSegments(&ctx, req);
-    std::vector<StatResult> out;
-    v1::StatSegmentsResponse resp;
-    while (reader->Read(&resp)) out.push_back({resp.message_id(), resp.exists(), resp.error()});
-    grpc::Status st = reader->Finish();
-    if (!st.ok()) return FromGrpcStatus(st);
-    return out;
+    if (cancel != nullptr && !cancel->Register(&ctx, [&ctx] { ctx.TryCancel(); })) {
+      return absl::CancelledError("broker call cancelled before it started");
+    }
+    auto result = Stat(ctx, ids, cls);
+    if (cancel != nullptr) cancel->Unregister(&ctx);
+    return result;
   }
 
   absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline) override {
@@ -108,6 +104,21 @@ class GrpcBrokerClient : public BrokerClient {
   }
 
  private:
+  // The StatSegments call on `ctx`.
+  absl::StatusOr<std::vector<StatResult>> Stat(grpc::ClientContext& ctx, const std::vector<std::string>& ids,
+                                               BrokerClass cls) {
+    v1::StatSegmentsRequest req;
+    for (const auto& id : ids) req.add_message_ids(id);
+    req.set_traffic_class(cls);
+    auto reader = stub_->StatSegments(&ctx, req);
+    std::vector<StatResult> out;
+    v1::StatSegmentsResponse resp;
+    while (reader->Read(&resp)) out.push_back({resp.message_id(), resp.exists(), resp.error()});
+    grpc::Status st = reader->Finish();
+    if (!st.ok()) return FromGrpcStatus(st);
+    return out;
+  }
+
   std::unique_ptr<v1::Broker::Stub> stub_;
   absl::Mutex mu_;  // protects waiting_ and shutdown_
   std::set<grpc::ClientContext*> waiting_ ABSL_GUARDED_BY(mu_);
@@ -120,6 +131,29 @@ GrpcLease::~GrpcLease() {
 }
 
 }  // namespace
+
+void CallCanceller::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  for (auto& [call, cancel] : calls_) cancel();
+}
+
+bool CallCanceller::cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+bool CallCanceller::Register(const void* call, std::function<void()> cancel) {
+  absl::MutexLock lock(&mu_);
+  if (cancelled_) return false;
+  calls_[call] = std::move(cancel);
+  return true;
+}
+
+void CallCanceller::Unregister(const void* call) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(call);
+}
 
 std::unique_ptr<BrokerClient> MakeGrpcBrokerClient(std::shared_ptr<grpc::Channel> channel) {
   return std::make_unique<GrpcBrokerClient>(std::move(channel));

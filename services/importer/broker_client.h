@@ -6,13 +6,17 @@
 #ifndef NZBMESH_SERVICES_IMPORTER_BROKER_CLIENT_H_
 #define NZBMESH_SERVICES_IMPORTER_BROKER_CLIENT_H_
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "nzbmesh/broker/v1/broker.grpc.pb.h"
 
@@ -36,6 +40,27 @@ struct SegmentData {
   std::string data;          // decoded bytes
 };
 
+// Lets one thread cancel the broker calls another thread makes with it (a
+// background loop's Stop() ending the call its thread is blocked in).
+// Cancel() is final: calls started afterwards fail at once with CANCELLED.
+// Thread-safe.
+class CallCanceller {
+ public:
+  void Cancel();
+  bool cancelled() const;
+  // For BrokerClient implementations: `cancel` runs on Cancel() while the
+  // call `call` is registered. False (nothing registered) when Cancel()
+  // already ran. Unregister waits for a Cancel() that is running `cancel`,
+  // so the call's state may be destroyed right after it.
+  bool Register(const void* call, std::function<void()> cancel);
+  void Unregister(const void* call);
+
+ private:
+  mutable absl::Mutex mu_;  // protects cancelled_ and calls_
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<const void*, std::function<void()>> calls_ ABSL_GUARDED_BY(mu_);
+};
+
 // Held while an import job runs; destroying it releases the lease.
 class ImportLease {
  public:
@@ -48,9 +73,10 @@ class BrokerClient {
   // Blocks until the broker grants an import lease. UNAVAILABLE when the
   // broker cannot be reached; CANCELLED after Shutdown().
   virtual absl::StatusOr<std::unique_ptr<ImportLease>> AcquireImportLease(const std::string& holder) = 0;
-  // STATs the ids (results in any order, one per id).
+  // STATs the ids (results in any order, one per id). `cancel` (nullable)
+  // ends the call early with CANCELLED.
   virtual absl::StatusOr<std::vector<StatResult>> StatSegments(const std::vector<std::string>& ids, BrokerClass cls,
-                                                               absl::Time deadline) = 0;
+                                                               absl::Time deadline, CallCanceller* cancel) = 0;
   // Fetches one article. NOT_FOUND: missing everywhere; DATA_LOSS: CRC
   // mismatch; UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED: transient.
   virtual absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline) = 0;

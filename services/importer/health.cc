@@ -19,6 +19,7 @@ void HealthSweeper::Start() {
   thread_ = std::thread([this] {
     while (true) {
       auto r = RunOnce();
+      sweeps_.fetch_add(1);
       if (!r.ok()) log::Warning("health sweep failed", {{"error", r.status().ToString()}});
       absl::MutexLock lock(&mu_);
       auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
@@ -32,6 +33,7 @@ void HealthSweeper::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  cancel_.Cancel();  // a STAT in flight returns CANCELLED now
   if (thread_.joinable()) thread_.join();
 }
 
@@ -69,7 +71,9 @@ absl::StatusOr<HealthSweeper::SweepResult> HealthSweeper::RunOnce() {
     while (pick.size() < want) pick.insert(d(rng));
     std::vector<std::string> sample;
     for (size_t i : pick) sample.push_back(ids[i]);
-    auto res = broker_->StatSegments(sample, nzbmesh::broker::v1::HEALTH, absl::Now() + options_.call_timeout);
+    auto res =
+        broker_->StatSegments(sample, nzbmesh::broker::v1::HEALTH, absl::Now() + options_.call_timeout, &cancel_);
+    if (!res.ok() && cancel_.cancelled()) break;  // Stop(): no verdict for this file
     if (!res.ok()) {
       ++out.skipped;
       log::Warning("health check skipped", {{"path", c.path}, {"error", res.status().ToString()}});

@@ -29,6 +29,13 @@ absl::StatusOr<ImporterConfig> ParseImporterConfig(const config::ConfigFile& fil
   NZB_ASSIGN_OR_RETURN(int64_t db_conns, s.Int("database_connections", 0));
   NZB_ASSIGN_OR_RETURN(c.watch_dir, s.String("watch_dir", ""));
   NZB_ASSIGN_OR_RETURN(c.watch_interval, s.Duration("watch_interval", c.watch_interval));
+  NZB_ASSIGN_OR_RETURN(c.watch_settle, s.Duration("watch_settle", c.watch_settle));
+  if (c.watch_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("importer.watch_interval: must be positive");
+  }
+  if (c.watch_settle < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("importer.watch_settle: must not be negative");
+  }
 
   WorkerOptions& w = c.workers;
   NZB_ASSIGN_OR_RETURN(int64_t workers, s.Int("workers", w.workers));

@@ -6,6 +6,8 @@
 //     broker: 127.0.0.1:50051
 //     database_url_env: NZBMESH_DATABASE_URL    # or database_url_file
 //     watch_dir: ""                  # optional; *.nzb files dropped here are queued
+//     watch_interval: 5s             # between scans of watch_dir
+//     watch_settle: 60s              # an unparsable file unchanged this long is rejected (.failed)
 //     workers: 2
 //     import_fetch_concurrency: 8    # broker calls in flight per job (M3)
 //     heartbeat_interval: 5s
@@ -39,6 +41,7 @@ struct ImporterConfig {
   Store::Options store;            // url from database_url_env / database_url_file
   std::string watch_dir;           // "" = no watch folder
   absl::Duration watch_interval = absl::Seconds(5);
+  absl::Duration watch_settle = absl::Seconds(60);  // WatchFolderOptions::settle
   WorkerOptions workers;
   PipelineOptions pipeline;
   JobQueue::Options queue;

@@ -38,7 +38,8 @@ class JobQueue {
   // `store` and `metrics` (nullable) must outlive the queue.
   JobQueue(Store* store, Options options, ImporterMetrics* metrics);
 
-  // Queues the NZB, or returns the existing job of an identical NZB (M4).
+  // Queues the NZB, or returns the live job of an identical NZB (M4; see
+  // Store::Submit for when a job is live).
   // `source` labels the metric ("grpc", "watch").
   absl::StatusOr<SubmitResult> Submit(const Submission& s, const std::string& source = "grpc");
   absl::StatusOr<JobRecord> Get(int64_t job_id) { return store_->GetJob(job_id); }

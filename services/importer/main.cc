@@ -59,7 +59,14 @@ int main(int argc, char** argv) {
   queue.AddListener([&] { workers.Wake(); });
   HealthSweeper health(store->get(), broker.get(), cfg->health, &metrics);
   std::unique_ptr<WatchFolder> watch;
-  if (!cfg->watch_dir.empty()) watch = std::make_unique<WatchFolder>(&queue, cfg->watch_dir, cfg->watch_interval);
+  if (!cfg->watch_dir.empty()) {
+    WatchFolderOptions wo;
+    wo.dir = cfg->watch_dir;
+    wo.interval = cfg->watch_interval;
+    wo.settle = cfg->watch_settle;
+    wo.nzb = cfg->pipeline.nzb;
+    watch = std::make_unique<WatchFolder>(&queue, wo);
+  }
 
   ImporterServiceImpl importer_service(&queue);
   CatalogServiceImpl catalog_service(store->get());

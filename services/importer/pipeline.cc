@@ -84,7 +84,7 @@ absl::Status WithContext(const absl::Status& s, const std::string& what) {
 // obfuscated) is replaced by its own streamable members, whose extents are
 // composed onto the outer volumes. A member that does not map cleanly stays
 // a plain member (its stored bytes are still streamable). Multi-volume inner
-// sets are not expanded. Returns true when `m` was replaced.
+// sets are ExpandNestedSets' job. Returns true when `m` was replaced.
 absl::StatusOr<bool> ExpandNested(const ArchiveMember& m, const ByteReader& reader, std::vector<ArchiveMember>* out) {
   const size_t slash = m.name.rfind('/');
   const std::string dir = slash == std::string::npos ? "" : m.name.substr(0, slash + 1);
@@ -113,6 +113,68 @@ absl::StatusOr<bool> ExpandNested(const ArchiveMember& m, const ByteReader& read
     out->push_back(std::move(im));
   }
   return true;
+}
+
+bool IsArchiveSetKind(VolumeKind k) {
+  return k == VolumeKind::kRar || k == VolumeKind::kRarOld || k == VolumeKind::kRarPart ||
+         k == VolumeKind::kSevenZip || k == VolumeKind::kSevenZipSplit;
+}
+
+// Nested multi-volume sets, one level deep: stored members of one directory
+// whose names form a RAR or 7z volume set of two or more volumes
+// ("x.part1.rar" …, "x.rar" + "x.r00" …, "x.7z.001" …; what some posters
+// wrap in an outer 7z or RAR) are mapped as one inner set. Its streamable
+// members are appended to `out` with extents composed through both layers
+// (inner member → inner volumes → outer volumes), and the inner volumes are
+// removed from `members`. A set that does not map cleanly (a gap, compressed,
+// encrypted, not an archive after all) keeps its volumes as plain members.
+// Inner volumes are grouped by name only. Errors are the reader's (missing
+// articles, broker outages).
+absl::Status ExpandNestedSets(const ByteReader& reader, std::vector<ArchiveMember>* members,
+                              std::vector<ArchiveMember>* out) {
+  std::map<std::string, std::vector<int>> by_dir;  // "dir/" → indices into members
+  for (size_t i = 0; i < members->size(); ++i) {
+    const std::string& name = (*members)[i].name;
+    const size_t slash = name.rfind('/');
+    by_dir[slash == std::string::npos ? "" : name.substr(0, slash + 1)].push_back(static_cast<int>(i));
+  }
+  std::vector<bool> expanded(members->size(), false);
+  for (const auto& [dir, idx] : by_dir) {
+    std::vector<std::string> names;
+    for (int i : idx) names.push_back((*members)[i].name.substr(dir.size()));
+    for (const VolumeSet& set : GroupVolumeSets(names)) {
+      if (set.volumes.size() < 2 || !IsArchiveSetKind(set.kind)) continue;
+      std::vector<ArchiveMember> volumes;
+      for (int v : set.volumes) volumes.push_back((*members)[idx[v]]);
+      NestedSet nested = MakeNestedSet(volumes, reader);
+      auto head = nested.reader(0, 0, 8);
+      if (!head.ok()) {
+        if (absl::IsOutOfRange(head.status())) continue;
+        return head.status();
+      }
+      if (DetectArchiveFormat(*head) == ArchiveFormat::kUnknown) continue;
+      auto inner = MapArchive(nested.volumes, nested.reader);
+      if (!inner.ok()) {
+        if (absl::IsInvalidArgument(inner.status()) || absl::IsOutOfRange(inner.status())) continue;
+        return inner.status();
+      }
+      if (inner->rejection != ArchiveRejection::kNone) continue;
+      for (ArchiveMember im : inner->members) {
+        if (im.is_directory || im.is_symlink || im.rejection != ArchiveRejection::kNone) continue;
+        im.extents = ComposeSetExtents(im.extents, volumes);
+        im.name = dir + im.name;
+        if (!im.mtime.has_value()) im.mtime = volumes[0].mtime;
+        out->push_back(std::move(im));
+      }
+      for (int v : set.volumes) expanded[idx[v]] = true;
+    }
+  }
+  std::vector<ArchiveMember> rest;
+  for (size_t i = 0; i < members->size(); ++i) {
+    if (!expanded[i]) rest.push_back(std::move((*members)[i]));
+  }
+  *members = std::move(rest);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -223,7 +285,7 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
         ids.push_back(files[fi].nzb->segments[si].message_id);
         where[ids.back()] = {fi, si};
       }
-      auto res = broker_->StatSegments(ids, nzbmesh::broker::v1::IMPORT, deadline());
+      auto res = broker_->StatSegments(ids, nzbmesh::broker::v1::IMPORT, deadline(), nullptr);
       if (!res.ok()) {
         FailureClass c = ClassifyFailure(res.status());
         return ImportFailure(c.reason == FailureReason::kMissingArticles ? FailureReason::kProviderUnavailable : c.reason,
@@ -482,9 +544,14 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
     }
     const int base = static_cast<int>(plan.volumes.size());
     for (int k : idx) plan.volumes.push_back({files[k].name, files[k].size, files[k].segments});
-    std::vector<ArchiveMember> members;
+    std::vector<ArchiveMember> streamable;
     for (const ArchiveMember& m : mapping->members) {
       if (m.is_directory || m.is_symlink || m.rejection != ArchiveRejection::kNone) continue;
+      streamable.push_back(m);
+    }
+    std::vector<ArchiveMember> members;
+    NZB_RETURN_IF_ERROR(ExpandNestedSets(reader, &streamable, &members));
+    for (const ArchiveMember& m : streamable) {
       NZB_ASSIGN_OR_RETURN(bool expanded, ExpandNested(m, reader, &members));
       if (!expanded) members.push_back(m);
     }

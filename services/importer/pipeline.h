@@ -10,7 +10,8 @@
 // derived arithmetically); recover obfuscated names from PAR2 descriptions
 // (MD5 of the first 16 KiB, from bytes already fetched); map stored RAR4/RAR5
 // and 7z volume sets to extents (reading only headers, through the broker),
-// expanding single-volume stored archives nested one level deep; join raw
+// expanding stored archives nested one level deep (single archives and
+// multi-volume inner sets, e.g. .partN.rar volumes inside a .7z set); join raw
 // .001 splits; sanitise and de-duplicate names.
 //
 // Failures are Statuses carrying a FailureReason (ImportFailure /

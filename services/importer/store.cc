@@ -115,6 +115,10 @@ CREATE TABLE health_checks (
 );
 CREATE INDEX health_checks_file ON health_checks (file_id, checked_at DESC);
 )sql"},
+    {4, "queue: an NZB may have several jobs (re-import after its release was deleted)", R"sql(
+ALTER TABLE jobs DROP CONSTRAINT jobs_nzb_id_key;
+CREATE INDEX jobs_nzb ON jobs (nzb_id, id DESC);
+)sql"},
 };
 
 constexpr char kJobColumns[] =
@@ -508,22 +512,35 @@ absl::StatusOr<SubmitResult> Store::Submit(const SubmitRecord& rec) {
   NZB_RETURN_IF_ERROR(Run("submit", [&](Conn& c) {
     pqxx::work w(c);
     // ON CONFLICT DO NOTHING waits for a concurrent insert of the same hash
-    // to commit, then returns no row: exactly one submitter creates the job.
+    // to commit, then returns no row.
     pqxx::result ins = w.exec_params(
         "INSERT INTO nzbs (sha256, bytes, size, filename) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (sha256) DO NOTHING RETURNING id",
         rec.sha256_hex, pqxx::binarystring(rec.nzb.data(), rec.nzb.size()), static_cast<int64_t>(rec.nzb.size()),
         rec.filename);
-    if (ins.empty()) {
-      pqxx::result j = w.exec_params(
-          "SELECT j.id FROM jobs j JOIN nzbs n ON n.id = j.nzb_id WHERE n.sha256 = $1", rec.sha256_hex);
-      if (j.empty()) return absl::InternalError("NZB is stored without a job");
-      out.job_id = j[0][0].as<int64_t>();
-      out.duplicate = true;
-      w.commit();
-      return absl::OkStatus();
+    int64_t nzb_id = 0;
+    if (!ins.empty()) {
+      nzb_id = ins[0][0].as<int64_t>();  // new NZB: the row is locked by our insert
+    } else {
+      // A known NZB. Its row lock makes concurrent submitters of the same
+      // bytes decide one after another, each seeing the jobs committed
+      // before it (READ COMMITTED takes a fresh snapshot per statement): M4.
+      nzb_id = w.exec_params1("SELECT id FROM nzbs WHERE sha256 = $1 FOR UPDATE", rec.sha256_hex)[0].as<int64_t>();
+      // Deduplicate only against a job that is still pending or whose
+      // release is still in the catalog; after DeletePath of the release
+      // (or a failed/cancelled job) the same NZB is imported afresh.
+      pqxx::result live = w.exec_params(
+          "SELECT j.id FROM jobs j WHERE j.nzb_id = $1 AND (j.state IN ('queued', 'running') OR "
+          "  (j.state = 'completed' AND EXISTS (SELECT 1 FROM entries e WHERE e.job_id = j.id))) "
+          "ORDER BY j.id DESC LIMIT 1",
+          nzb_id);
+      if (!live.empty()) {
+        out.job_id = live[0][0].as<int64_t>();
+        out.duplicate = true;
+        w.commit();
+        return absl::OkStatus();
+      }
     }
-    const int64_t nzb_id = ins[0][0].as<int64_t>();
     pqxx::row r = w.exec_params1(
         "INSERT INTO jobs (nzb_id, state, priority, max_attempts, category, name, password) "
         "VALUES ($1, 'queued', $2, $3, $4, $5, $6) RETURNING id",
@@ -934,8 +951,9 @@ absl::StatusOr<std::vector<HealthCandidate>> Store::FilesForHealthCheck(int limi
     out.clear();
     for (const auto& row : t.exec_params(
              "SELECT id, path FROM entries WHERE NOT is_dir AND (health_checked_at IS NULL OR "
-             "health_checked_at < to_timestamp($1)) ORDER BY health_checked_at NULLS FIRST, id LIMIT $2",
-             absl::ToUnixSeconds(checked_before), limit)) {
+             "health_checked_at < to_timestamp($1::double precision / 1e6)) "
+             "ORDER BY health_checked_at NULLS FIRST, id LIMIT $2",
+             absl::ToUnixMicros(checked_before), limit)) {
       out.push_back({row[0].as<int64_t>(), row[1].c_str()});
     }
     return absl::OkStatus();

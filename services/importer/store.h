@@ -97,7 +97,10 @@ struct SubmitRecord {
 
 struct SubmitResult {
   int64_t job_id = 0;
-  bool duplicate = false;  // an NZB with this SHA-256 already had a job
+  // An NZB with this SHA-256 has a job that is queued or running, or that
+  // completed and whose release (or part of it) is still in the catalog;
+  // job_id is that job.
+  bool duplicate = false;
 };
 
 // A job handed to a worker by ClaimJob.
@@ -218,8 +221,11 @@ class Store {
   static int LatestSchemaVersion();
 
   // --- Queue. ---
-  // Stores the NZB and queues a job, or returns the job of an NZB with the
-  // same SHA-256 (duplicate = true; nothing is written).
+  // Stores the NZB (once per SHA-256) and queues a job, or returns the live
+  // job of an NZB with the same SHA-256 (duplicate = true; nothing is
+  // written; see SubmitResult). Concurrent submits of the same bytes make
+  // one job (M4). An NZB whose release was deleted, or whose job failed or
+  // was cancelled, gets a new job.
   absl::StatusOr<SubmitResult> Submit(const SubmitRecord& record);
   absl::StatusOr<JobRecord> GetJob(int64_t job_id);
   // Newest first; state nullopt = all; limit <= 0 = 100.
@@ -265,7 +271,8 @@ class Store {
 
   // --- Health. ---
   // Files never checked first, then the least recently checked ones that were
-  // checked before `checked_before`.
+  // checked before `checked_before` (to the microsecond: sweeps may run
+  // sub-second intervals).
   absl::StatusOr<std::vector<HealthCandidate>> FilesForHealthCheck(int limit, absl::Time checked_before);
   absl::StatusOr<FileLayoutRecord> GetFileLayoutById(int64_t file_id);
   absl::Status RecordHealth(int64_t file_id, Health health, int checked, int missing, const std::string& detail);

@@ -328,4 +328,34 @@ std::vector<ArchiveExtent> ComposeExtents(const std::vector<ArchiveExtent>& inne
   return out;
 }
 
+NestedSet MakeNestedSet(const std::vector<ArchiveMember>& outer_members, const ByteReader& outer_reader) {
+  NestedSet set;
+  std::vector<ByteReader> readers;
+  for (const ArchiveMember& m : outer_members) {
+    NestedVolume v = MakeNestedVolume(m, outer_reader);
+    set.volumes.push_back(v.volume);
+    readers.push_back(std::move(v.reader));
+  }
+  set.reader = [readers = std::move(readers)](int volume, int64_t offset,
+                                              int64_t length) -> absl::StatusOr<std::string> {
+    if (volume < 0 || volume >= static_cast<int>(readers.size())) {
+      return absl::OutOfRangeError("no such volume in the nested set");
+    }
+    return readers[volume](0, offset, length);
+  };
+  return set;
+}
+
+std::vector<ArchiveExtent> ComposeSetExtents(const std::vector<ArchiveExtent>& inner,
+                                             const std::vector<ArchiveMember>& outer_members) {
+  std::vector<ArchiveExtent> out;
+  for (const ArchiveExtent& e : inner) {
+    if (e.volume < 0 || e.volume >= static_cast<int>(outer_members.size())) continue;
+    ArchiveExtent in_member = e;
+    in_member.volume = 0;
+    for (const ArchiveExtent& c : ComposeExtents({in_member}, outer_members[e.volume])) out.push_back(c);
+  }
+  return out;
+}
+
 }  // namespace nzbmesh::importer

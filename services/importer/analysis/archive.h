@@ -157,6 +157,20 @@ NestedVolume MakeNestedVolume(const ArchiveMember& outer_member, const ByteReade
 std::vector<ArchiveExtent> ComposeExtents(const std::vector<ArchiveExtent>& inner,
                                           const ArchiveMember& outer_member);
 
+// Nested multi-volume sets: several members of an outer mapping are the
+// volumes of one inner set (e.g. stored "x.part1.rar" … "x.part3.rar" inside
+// a stored 7z). Volume i of the returned set is `outer_members[i]` (which
+// are copied); pass the volumes and reader to MapArchive, then
+// ComposeSetExtents turns the inner extents (inner volume, offset) into
+// extents of the outer volumes.
+struct NestedSet {
+  std::vector<ArchiveVolume> volumes;
+  ByteReader reader;
+};
+NestedSet MakeNestedSet(const std::vector<ArchiveMember>& outer_members, const ByteReader& outer_reader);
+std::vector<ArchiveExtent> ComposeSetExtents(const std::vector<ArchiveExtent>& inner,
+                                             const std::vector<ArchiveMember>& outer_members);
+
 }  // namespace nzbmesh::importer
 
 #endif  // NZBMESH_SERVICES_IMPORTER_ANALYSIS_ARCHIVE_H_

@@ -390,6 +390,114 @@ TEST_F(ImporterFixture, NestedStoredArchiveIsExpandedOneLevelDeep) {
   EXPECT_EQ(Sha256(ReadThroughBroker(*s)), Sha256(subs));
 }
 
+// A stored multi-volume RAR5 set inside a stored 3-volume 7z set, both made
+// by the real tools (tests/services/importer/testdata/nested-7z-rar5): the
+// RAR5 members are cataloged with extents over the outer 7z volumes (each
+// inner volume itself spans outer volumes), the inner volumes are not
+// catalog entries, and the bytes streamed from the layout match the
+// manifest's SHA-256.
+TEST_F(ImporterFixture, NestedMultiVolumeRar5InsideA7zSetMapsAcrossBothLayers) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
+                                       "/tests/services/importer/testdata/nested-7z-rar5");
+  std::vector<FakeNntpServer::PostedFile> posted;
+  for (int i = 1; i <= 3; ++i) {
+    const std::string name = absl::StrCat("nested.7z.00", i);
+    const std::string data = ReadFile(absl::StrCat(dir, "/", name));
+    ASSERT_FALSE(data.empty()) << name;
+    posted.push_back(nntp_->PostFile(name, data, 30000, absl::StrCat("nest7r5-", i)));
+  }
+  StartInstance(FastWorkers("nestmv", 1));
+  SubmitResult r = Submit(MakeNzb(posted), "Nested.Multi.nzb", "movies");
+  JobRecord j = WaitFinished(r.job_id);
+  ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
+  auto rel = store_->ListDirectory("/movies/Nested.Multi");
+  ASSERT_TRUE(rel.ok()) << rel.status();
+  std::vector<std::string> names;
+  for (const auto& e : *rel) names.push_back(e.name);
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("vols", "readme.nfo"));
+  std::map<std::string, std::string> want;
+  for (const SetCase& c : Sets()) {
+    if (c.id != "rar5/store-vols") continue;
+    for (const ExpectedFile& f : c.files) want[f.name] = f.sha256;
+  }
+  ASSERT_EQ(want.count("vols/bigfile.txt"), 1u);
+  ASSERT_EQ(want.count("vols/smallfile.txt"), 1u);
+  for (const auto& [name, sha] : want) {
+    auto layout = store_->GetFileLayout("/movies/Nested.Multi/" + name);
+    ASSERT_TRUE(layout.ok()) << name << ": " << layout.status();
+    EXPECT_TRUE(layout->segments.empty()) << name;
+    for (const auto& v : layout->volumes) EXPECT_THAT(v.name, ::testing::StartsWith("nested.7z.")) << name;
+    EXPECT_EQ(Sha256(ReadThroughBroker(*layout)), sha) << name;
+  }
+  auto big = store_->GetFileLayout("/movies/Nested.Multi/vols/bigfile.txt");
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->entry.size, 205000);
+  EXPECT_EQ(big->volumes.size(), 3u);  // 205000 bytes over 3 inner volumes over 3 outer volumes
+  auto nfo = store_->GetFileLayout("/movies/Nested.Multi/readme.nfo");
+  ASSERT_TRUE(nfo.ok()) << nfo.status();
+  EXPECT_EQ(Sha256(ReadThroughBroker(*nfo)), "1b13012bf96b0c48def05b141eb190c3ad5f1534b3e1924cc7f8ebb4d72a5400");
+}
+
+// The other way round: the 4 split volumes of 7z/store-vols (real 7-Zip)
+// stored in a 7z written here and cut into two outer volumes (7z volumes are
+// plain byte splits). The inner .7z.00N set maps across both layers.
+TEST_F(ImporterFixture, NestedSplit7zSetInsideA7zSetMapsAcrossBothLayers) {
+  std::vector<std::pair<std::string, std::string>> files = {{"info.txt", "wrapped by a poster\n"}};
+  for (int i = 1; i <= 4; ++i) {
+    const std::string name = absl::StrCat("release.7z.00", i);
+    files.emplace_back(name, ReadFile(absl::StrCat(ArchivesDir(), "/7z/store-vols/", name)));
+    ASSERT_FALSE(files.back().second.empty()) << name;
+  }
+  const std::string outer = Make7z(files);
+  const size_t cut = outer.size() / 2;
+  std::vector<FakeNntpServer::PostedFile> posted = {
+      nntp_->PostFile("Wrapped.7z.001", outer.substr(0, cut), 30000, "wrap7-1"),
+      nntp_->PostFile("Wrapped.7z.002", outer.substr(cut), 30000, "wrap7-2")};
+  StartInstance(FastWorkers("wrap7", 1));
+  SubmitResult r = Submit(MakeNzb(posted), "Wrapped.nzb", "movies");
+  JobRecord j = WaitFinished(r.job_id);
+  ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
+  auto rel = store_->ListDirectory("/movies/Wrapped");
+  ASSERT_TRUE(rel.ok()) << rel.status();
+  std::vector<std::string> names;
+  for (const auto& e : *rel) names.push_back(e.name);
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("extras", "empty.txt", "subs.srt", "video.bin", "info.txt"));
+  for (const SetCase& c : Sets()) {
+    if (c.id != "7z/store-vols") continue;
+    for (const ExpectedFile& f : c.files) {
+      auto layout = store_->GetFileLayout("/movies/Wrapped/" + f.name);
+      ASSERT_TRUE(layout.ok()) << f.name << ": " << layout.status();
+      EXPECT_EQ(layout->entry.size, f.size) << f.name;
+      EXPECT_EQ(Sha256(ReadThroughBroker(*layout)), f.sha256) << f.name;
+    }
+  }
+  auto video = store_->GetFileLayout("/movies/Wrapped/video.bin");
+  ASSERT_TRUE(video.ok());
+  EXPECT_EQ(video->volumes.size(), 2u);  // both outer volumes
+}
+
+// An inner set with a volume missing does not map: its volumes stay plain
+// stored members (still streamable as files) and the job completes.
+TEST_F(ImporterFixture, NestedSetWithAMissingVolumeKeepsItsVolumesAsFiles) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const char* name : {"rar5-vols.part1.rar", "rar5-vols.part3.rar"}) {
+    files.emplace_back(name, ReadFile(absl::StrCat(ArchivesDir(), "/rar5/store-vols/", name)));
+  }
+  const std::string outer = Make7z(files);
+  StartInstance(FastWorkers("gap", 1));
+  SubmitResult r = Submit(MakeNzb({nntp_->PostFile("Gap.7z", outer, 30000, "gap7")}), "Gap.nzb", "movies");
+  JobRecord j = WaitFinished(r.job_id);
+  ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
+  auto rel = store_->ListDirectory("/movies/Gap");
+  ASSERT_TRUE(rel.ok()) << rel.status();
+  std::vector<std::string> names;
+  for (const auto& e : *rel) names.push_back(e.name);
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("rar5-vols.part1.rar", "rar5-vols.part3.rar"));
+  auto p3 = store_->GetFileLayout("/movies/Gap/rar5-vols.part3.rar");
+  ASSERT_TRUE(p3.ok()) << p3.status();
+  EXPECT_EQ(Sha256(ReadThroughBroker(*p3)), Sha256(files[1].second));
+}
+
 // Volume names that say nothing and no PAR2: RAR sets are found by their
 // signature and ordered by the volume numbers in their headers.
 TEST_F(ImporterFixture, ObfuscatedRarVolumesWithoutPar2AreMappedBySignature) {

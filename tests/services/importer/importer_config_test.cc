@@ -25,6 +25,8 @@ importer:
   broker: broker:50051
   database_url_env: TEST_IMPORTER_DB
   watch_dir: /tmp/watch
+  watch_interval: 2s
+  watch_settle: 90s
   workers: 3
   import_fetch_concurrency: 6
   heartbeat_interval: 2s
@@ -42,6 +44,8 @@ broker:
   EXPECT_EQ(c->broker, "broker:50051");
   EXPECT_EQ(c->store.url, "postgresql://u@h/db");
   EXPECT_EQ(c->watch_dir, "/tmp/watch");
+  EXPECT_EQ(c->watch_interval, absl::Seconds(2));
+  EXPECT_EQ(c->watch_settle, absl::Seconds(90));
   EXPECT_EQ(c->workers.workers, 3);
   EXPECT_EQ(c->pipeline.fetch_concurrency, 6);
   EXPECT_EQ(c->workers.heartbeat_timeout, absl::Seconds(10));

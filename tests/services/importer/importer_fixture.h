@@ -127,6 +127,8 @@ class ImporterProcess {
   void Kill9() { Signal(SIGKILL); }
   // SIGTERM and wait.
   void Terminate() { Signal(SIGTERM); }
+  // SIGTERM, wait, and return the waitpid status (-1 when not running).
+  int TerminateAndWait() { return Signal(SIGTERM); }
   pid_t pid() const { return pid_; }
   std::string Log() const {
     std::ifstream in(log_path_);
@@ -134,12 +136,13 @@ class ImporterProcess {
   }
 
  private:
-  void Signal(int sig) {
-    if (pid_ <= 0) return;
+  int Signal(int sig) {
+    if (pid_ <= 0) return -1;
     kill(pid_, sig);
     int status = 0;
     waitpid(pid_, &status, 0);
     pid_ = -1;
+    return status;
   }
   pid_t pid_ = -1;
   std::string config_path_, log_path_;

@@ -157,5 +157,56 @@ TEST_F(ImporterStorm, M4_SameNzbTwiceMakesOneRelease) {
   EXPECT_EQ(nntp_->calls(f.segments[0].message_id), 2);  // one STAT + one BODY: imported once
 }
 
+// M4 holds only while the release lives: after DeletePath of the release the
+// same NZB is imported afresh (a new job, a new release under the same
+// path, the bytes read back exactly); submitting again then is a duplicate
+// of the new job.
+TEST_F(ImporterStorm, M4_ResubmitAfterDeletePathImportsAfresh) {
+  auto f = Post("movie.mkv", 5000, 1000, "m4d");
+  ImporterInstance* in = StartInstance(FastWorkers("m4d"));
+  ImporterServiceImpl service(in->queue.get());
+  CatalogServiceImpl catalog(store_.get());
+  v1::SubmitNzbRequest req;
+  req.set_nzb(MakeNzb({f}));
+  req.set_filename("Movie.2024.nzb");
+  req.set_category("movies");
+  auto submit = [&] {
+    v1::SubmitNzbResponse resp;
+    grpc::ServerContext ctx;
+    EXPECT_TRUE(service.SubmitNzb(&ctx, &req, &resp).ok());
+    return resp;
+  };
+  const v1::SubmitNzbResponse first = submit();
+  ASSERT_FALSE(first.duplicate());
+  ASSERT_EQ(WaitFinished(first.job_id()).state, JobState::kCompleted);
+  EXPECT_TRUE(submit().duplicate());
+
+  v1::DeletePathRequest del;
+  del.set_path("/movies/Movie.2024");
+  v1::DeletePathResponse deleted;
+  grpc::ServerContext dctx;
+  ASSERT_TRUE(catalog.DeletePath(&dctx, &del, &deleted).ok());
+  EXPECT_EQ(deleted.files_deleted(), 1);
+
+  const v1::SubmitNzbResponse again = submit();
+  EXPECT_FALSE(again.duplicate());
+  EXPECT_NE(again.job_id(), first.job_id());
+  JobRecord j = WaitFinished(again.job_id());
+  ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
+  EXPECT_EQ(j.catalog_path, "/movies/Movie.2024");
+  const v1::SubmitNzbResponse third = submit();
+  EXPECT_TRUE(third.duplicate());
+  EXPECT_EQ(third.job_id(), again.job_id());
+  EXPECT_EQ(Count(db_->url(), "SELECT count(*) FROM jobs"), 2);
+  EXPECT_EQ(Count(db_->url(), "SELECT count(*) FROM nzbs"), 1);
+  auto cat = store_->ListDirectory("/movies");
+  ASSERT_TRUE(cat.ok());
+  ASSERT_EQ(cat->size(), 1u);
+  EXPECT_EQ((*cat)[0].name, "Movie.2024");
+  auto layout = store_->GetFileLayout("/movies/Movie.2024/movie.mkv");
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(Sha256(ReadThroughBroker(*layout)), Sha256(contents_["m4d"]));
+}
+
 }  // namespace
 }  // namespace nzbmesh::importer::testing

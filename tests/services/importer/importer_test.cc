@@ -403,11 +403,13 @@ TEST_F(QueueTest, SubmissionDefaultsComeFromTheNzbMeta) {
 TEST_F(QueueTest, WatchFolderQueuesNzbsOnceWithTheSubdirectoryAsCategory) {
   const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/watch");
   std::filesystem::create_directories(dir + "/anime");
-  std::ofstream(dir + "/anime/Show.E01.nzb") << "<nzb>watch</nzb>";
+  std::ofstream(dir + "/anime/Show.E01.nzb") << MakeNzb({Post("e01.mkv", 100, 100, "watch")});
   JobQueue q(store_.get(), JobQueue::Options{}, nullptr);
-  WatchFolder w(&q, dir, absl::Seconds(60));
-  EXPECT_EQ(w.ScanOnce(), 1);
-  EXPECT_EQ(w.ScanOnce(), 0);
+  WatchFolderOptions o;
+  o.dir = dir;
+  WatchFolder w(&q, o);
+  EXPECT_EQ(w.ScanOnce().queued, 1);
+  EXPECT_EQ(w.ScanOnce().queued, 0);
   EXPECT_TRUE(std::filesystem::exists(dir + "/anime/Show.E01.nzb.queued"));
   auto jobs = store_->ListJobs(std::nullopt, 0);
   ASSERT_EQ(jobs->size(), 1u);

@@ -5,6 +5,8 @@
 //   BM_GetFileLayout70kGrpc      the Catalog.GetFileLayout RPC over loopback
 //   BM_CompleteJob70k            writing a 70,000-segment release (one transaction)
 //   BM_ParseNzb70k               parsing its NZB (the analysis parser)
+//   BM_SubmitDuplicate           Store::Submit of known bytes whose release exists (M4 dedup)
+//   BM_SubmitNew                 Store::Submit of new bytes (NZB row + job)
 // Built with NZB_BENCH_10M (target catalog_10m_benchmark, manual): first fills
 // the catalog to 10 million segments, then runs BM_GetFileLayout70k.
 //
@@ -138,6 +140,34 @@ void BM_ParseNzb70k(benchmark::State& state) {
   state.counters["nzb_bytes"] = static_cast<double>(xml.size());
 }
 BENCHMARK(BM_ParseNzb70k)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The dedup decision: lock the NZB row, find a live job (pending, or with
+// its release in the catalog).
+void BM_SubmitDuplicate(benchmark::State& state) {
+  SubmitRecord r;
+  r.nzb = "bench-0";
+  r.sha256_hex = "bench-0";  // the release made in main()
+  r.category = "bench";
+  r.name = "bench-0";
+  for (auto _ : state) {
+    auto sub = env->store->Submit(r);
+    if (!sub.ok() || !sub->duplicate) state.SkipWithError("expected a duplicate");
+  }
+}
+BENCHMARK(BM_SubmitDuplicate)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void BM_SubmitNew(benchmark::State& state) {
+  SubmitRecord r;
+  r.category = "bench";
+  r.name = "new";
+  static int n = 0;  // unique across repetitions
+  for (auto _ : state) {
+    r.nzb = r.sha256_hex = absl::StrCat("new-", n++);
+    auto sub = env->store->Submit(r);
+    if (!sub.ok() || sub->duplicate) state.SkipWithError("expected a new job");
+  }
+}
+BENCHMARK(BM_SubmitNew)->Unit(benchmark::kMicrosecond)->UseRealTime();
 #endif
 
 }  // namespace

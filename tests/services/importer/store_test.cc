@@ -2,6 +2,7 @@
 // reconnects, and the catalog round trip. Real PostgreSQL (pg_fixture.h).
 #include "services/importer/store.h"
 
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -266,6 +267,107 @@ TEST_F(StoreTest, CompleteByAWorkerThatLostTheJobWritesNothing) {
   EXPECT_EQ(store->GetJob(job.job.id)->state, JobState::kRunning);
 }
 
+// Deduplication lasts while the NZB's job is pending or its release is in
+// the catalog: after DeletePath of the release (or a failed/cancelled job)
+// the same bytes are a fresh job; while it lives they are a duplicate.
+TEST_F(StoreTest, ResubmitAfterDeletePathIsAFreshJob) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ClaimedJob first = SubmitAndClaim(*store, "same");
+  auto running = store->Submit(Record("same"));
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_TRUE(running->duplicate);  // running
+  EXPECT_EQ(running->job_id, first.job.id);
+  ASSERT_TRUE(store->CompleteJob(first.job.id, "w1", first.job.attempts, SamplePlan()).ok());
+  auto completed = store->Submit(Record("same"));
+  ASSERT_TRUE(completed.ok());
+  EXPECT_TRUE(completed->duplicate);  // its release is in the catalog
+  EXPECT_EQ(completed->job_id, first.job.id);
+  // Deleting one file leaves the release: still a duplicate.
+  ASSERT_TRUE(store->DeletePath("/movies/Big.Movie/movie.mkv").ok());
+  EXPECT_TRUE(store->Submit(Record("same"))->duplicate);
+
+  ASSERT_TRUE(store->DeletePath("/movies/Big.Movie").ok());
+  auto fresh = store->Submit(Record("same"));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_FALSE(fresh->duplicate);
+  EXPECT_NE(fresh->job_id, first.job.id);
+  auto queued = store->GetJob(fresh->job_id);
+  ASSERT_TRUE(queued.ok());
+  EXPECT_EQ(queued->state, JobState::kQueued);
+  EXPECT_EQ(queued->attempts, 0);
+  EXPECT_EQ(queued->nzb_sha256, "same");
+  // The old job stays as history, completed.
+  EXPECT_EQ(store->GetJob(first.job.id)->state, JobState::kCompleted);
+  // The fresh job is the one later submits find.
+  auto again = store->Submit(Record("same"));
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->job_id, fresh->job_id);
+  // It imports to the same path (the old release is gone).
+  auto claimed = store->ClaimJob("w1", absl::Seconds(30));
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  EXPECT_EQ((*claimed)->job.id, fresh->job_id);
+  auto path = store->CompleteJob(fresh->job_id, "w1", (*claimed)->job.attempts, SamplePlan());
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, "/movies/Big.Movie");
+
+  // A cancelled job does not block a new submit either.
+  auto other = store->Submit(Record("other"));
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(store->CancelJob(other->job_id).ok());
+  auto other2 = store->Submit(Record("other"));
+  ASSERT_TRUE(other2.ok());
+  EXPECT_FALSE(other2->duplicate);
+  EXPECT_NE(other2->job_id, other->job_id);
+  pqxx::connection c(db_->url());
+  pqxx::nontransaction n(c);
+  EXPECT_EQ(n.exec("SELECT count(*) FROM nzbs")[0][0].as<int>(), 2);  // NZB bytes stored once per hash
+  EXPECT_EQ(n.exec("SELECT count(*) FROM jobs")[0][0].as<int>(), 4);
+}
+
+// M4 under concurrency, for a new NZB and for one whose release was deleted:
+// many submitters at once make exactly one job.
+TEST_F(StoreTest, ConcurrentResubmitsAfterDeleteMakeOneJob) {
+  auto setup = Open();
+  ASSERT_NE(setup, nullptr);
+  constexpr int kSubmitters = 8;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kSubmitters; ++i) {
+    stores.push_back(Open());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  auto storm = [&]() {
+    std::vector<absl::StatusOr<SubmitResult>> results(kSubmitters, absl::UnknownError("not run"));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kSubmitters; ++i) {
+      threads.emplace_back([&, i] { results[i] = stores[i]->Submit(Record("storm")); });
+    }
+    for (auto& t : threads) t.join();
+    int fresh = 0;
+    std::set<int64_t> ids;
+    for (const auto& r : results) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok()) continue;
+      if (!r->duplicate) ++fresh;
+      ids.insert(r->job_id);
+    }
+    EXPECT_EQ(fresh, 1);
+    EXPECT_EQ(ids.size(), 1u);
+    return ids.empty() ? int64_t{0} : *ids.begin();
+  };
+  const int64_t first = storm();
+  auto claimed = setup->ClaimJob("w1", absl::Seconds(30));
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  ASSERT_TRUE(setup->CompleteJob(first, "w1", (*claimed)->job.attempts, SamplePlan()).ok());
+  ASSERT_TRUE(setup->DeletePath("/movies").ok());
+  const int64_t second = storm();
+  EXPECT_NE(second, first);
+  pqxx::connection c(db_->url());
+  pqxx::nontransaction n(c);
+  EXPECT_EQ(n.exec("SELECT count(*) FROM jobs")[0][0].as<int>(), 2);
+  EXPECT_EQ(n.exec("SELECT count(*) FROM jobs WHERE state = 'queued'")[0][0].as<int>(), 1);
+}
+
 TEST_F(StoreTest, HealthRecordsUpdateTheEntry) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
@@ -280,6 +382,11 @@ TEST_F(StoreTest, HealthRecordsUpdateTheEntry) {
   auto due2 = store->FilesForHealthCheck(10, absl::Now() - absl::Hours(1));
   ASSERT_TRUE(due2.ok());
   EXPECT_EQ(due2->size(), 1u);  // the checked one is not due for an hour
+  // Sub-second precision: a verdict recorded a moment ago is older than
+  // now (whole seconds would hide it until the next second).
+  auto due3 = store->FilesForHealthCheck(10, absl::Now());
+  ASSERT_TRUE(due3.ok());
+  EXPECT_EQ(due3->size(), 2u);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -322,6 +323,73 @@ TEST(ArchiveNested, MapsArchiveInsideStoredMember) {
     composed.extents = ComposeExtents(found->extents, outer_member);
     EXPECT_EQ(Sha256Hex(outer.Bytes(composed)), f["sha256"].str) << f["name"].str;
   }
+}
+
+// Nested multi-volume set, both layers real: the stored RAR5 volumes of
+// rar5/store-vols packed by 7-Zip into a stored 3-volume 7z
+// (tests/services/importer/testdata/nested-7z-rar5, README there). The inner
+// members map to extents over the inner volumes, which compose onto the
+// outer 7z volumes; the bytes match the manifest.
+TEST(ArchiveNested, MapsMultiVolumeRar5SetInsideA7zSet) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* ws = std::getenv("TEST_WORKSPACE");
+  const std::string dir = absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "nzbmesh",
+                                       "/tests/services/importer/testdata/nested-7z-rar5");
+  LoadedSet outer;
+  for (const char* name : {"nested.7z.001", "nested.7z.002", "nested.7z.003"}) {
+    outer.contents.push_back(ReadFileOrEmpty(absl::StrCat(dir, "/", name)));
+    ASSERT_FALSE(outer.contents.back().empty()) << name;
+    outer.volumes.push_back({name, static_cast<int64_t>(outer.contents.back().size())});
+  }
+  absl::StatusOr<ArchiveMapping> om = MapArchive(outer.volumes, outer.Reader());
+  ASSERT_TRUE(om.ok()) << om.status();
+  ASSERT_EQ(om->rejection, ArchiveRejection::kNone) << om->rejection_detail;
+  std::map<std::string, ArchiveMember> by_name;
+  for (const ArchiveMember& m : om->members) by_name[m.name] = m;
+  ASSERT_EQ(by_name.count("readme.nfo"), 1u);
+  EXPECT_EQ(Sha256Hex(outer.Bytes(by_name["readme.nfo"])),
+            "1b13012bf96b0c48def05b141eb190c3ad5f1534b3e1924cc7f8ebb4d72a5400");
+  std::vector<ArchiveMember> inner_volumes;
+  for (const char* name : {"rar5-vols.part1.rar", "rar5-vols.part2.rar", "rar5-vols.part3.rar"}) {
+    ASSERT_EQ(by_name.count(name), 1u) << name;
+    inner_volumes.push_back(by_name[name]);
+  }
+  // Every inner volume straddles an outer volume boundary but the last.
+  EXPECT_EQ(inner_volumes[0].extents.size(), 2u);
+  EXPECT_EQ(inner_volumes[1].extents.size(), 2u);
+
+  NestedSet nested = MakeNestedSet(inner_volumes, outer.Reader());
+  ASSERT_EQ(nested.volumes.size(), 3u);
+  EXPECT_EQ(nested.volumes[1].name, "rar5-vols.part2.rar");
+  EXPECT_EQ(nested.volumes[1].size, 102400);
+  EXPECT_EQ(nested.reader(3, 0, 1).status().code(), absl::StatusCode::kOutOfRange);
+  absl::StatusOr<ArchiveMapping> im = MapArchive(nested.volumes, nested.reader);
+  ASSERT_TRUE(im.ok()) << im.status();
+  ASSERT_EQ(im->rejection, ArchiveRejection::kNone) << im->rejection_detail;
+  EXPECT_EQ(im->format, ArchiveFormat::kRar5);
+  int checked = 0;
+  for (const Json& f : FindSet("rar5/store-vols")["files"].array) {
+    const ArchiveMember* found = nullptr;
+    for (const ArchiveMember& am : im->members) found = am.name == f["name"].str ? &am : found;
+    ASSERT_NE(found, nullptr) << f["name"].str;
+    if (found->is_directory) continue;
+    ArchiveMember composed = *found;
+    composed.extents = ComposeSetExtents(found->extents, inner_volumes);
+    int64_t covered = 0;
+    std::set<int> outer_used;
+    for (const ArchiveExtent& e : composed.extents) {
+      EXPECT_EQ(e.file_offset, covered) << f["name"].str;  // in file order, no gaps
+      covered += e.length;
+      outer_used.insert(e.volume);
+    }
+    EXPECT_EQ(covered, found->size) << f["name"].str;
+    if (found->size > 150000) {
+      EXPECT_GE(outer_used.size(), 2u) << f["name"].str;
+    }
+    EXPECT_EQ(Sha256Hex(outer.Bytes(composed)), f["sha256"].str) << f["name"].str;
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
 }
 
 }  // namespace
