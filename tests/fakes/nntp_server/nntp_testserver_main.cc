@@ -41,7 +41,7 @@ ABSL_FLAG(int, max_connections, 0, "Answer 502 beyond this many connections (0 =
 ABSL_FLAG(int, control_port, -1,
           "Serve a control API on 127.0.0.1:PORT (0 = any; -1 = off) for end-to-end tests: "
           "GET /stats (JSON counters), /reset, /drop, /clear, /limit?connections=K, "
-          "/calls?id=ID, /log (article commands: connection, verb, id), /connections (open ids), "
+          "/calls?id=ID, /log (article commands: connection, verb, id, unix ms), /connections (open ids), "
           "/fault?id=ID&latency_ms=&drop_after_bytes=&stall_after_bytes=&stall=1&missing=1&corrupt=1"
           "&yenc=short_part|wrong_size|no_yend&no_terminator=1&close_with_code=&times=");
 
@@ -88,12 +88,12 @@ std::string HandleControl(FakeNntpServer* server, const std::string& target) {
   if (path == "/calls") {  // BODY/STAT/ARTICLE commands received for one message-id
     return absl::StrCat("{\"calls\":", server->calls(args["id"]), "}");
   }
-  if (path == "/log") {  // article commands in wire order: [connection id, verb, message-id]
+  if (path == "/log") {  // article commands in wire order: [connection id, verb, message-id, received unix ms]
     std::string out = "[";
     for (const auto& r : server->command_log()) {
       if (r.message_id.empty()) continue;
       absl::StrAppend(&out, out.size() > 1 ? "," : "", "[", r.connection_id, ",\"", JsonEscape(r.command),
-                      "\",\"", JsonEscape(r.message_id), "\"]");
+                      "\",\"", JsonEscape(r.message_id), "\",", absl::ToUnixMillis(r.received), "]");
     }
     return out + "]";
   }
