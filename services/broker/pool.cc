@@ -1,6 +1,7 @@
 #include "services/broker/pool.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -478,6 +479,7 @@ void Pool::DispatchLocked() {
   }
   for (int c = 0; c < kNumClasses; ++c) {
     auto& q = queues_[c];
+    if (c == 0 && q.size() > 1 && !sessions_.empty()) OrderStreamQueueLocked();
     // Once a request that may go to any provider found no slot, later fresh
     // requests of its kind will not either: skip them cheaply (keeps
     // saturation O(n)).
@@ -522,8 +524,45 @@ void Pool::DispatchLocked() {
       metrics_->queue_wait[c]->Observe(absl::ToDoubleSeconds(waited));
       if (options_.on_dispatch) options_.on_dispatch(static_cast<TrafficClass>(c), waited);
       AssignLocked(op, p);
+      if (c == 0 && op->req.session_id != 0 && q.size() > 1) {
+        // The session now holds one more slot: the fewest-slots order may
+        // have changed (B11), so the next free slot is chosen afresh.
+        OrderStreamQueueLocked();
+        it = q.begin();
+      }
     }
   }
+}
+
+void Pool::OrderStreamQueueLocked() {
+  // Retries first (they keep their place at the head), then the requests of
+  // the sessions holding the fewest slots: a player that just started (or is
+  // starved) gets the next free slot before another player's read-ahead. A
+  // stable sort keeps FIFO order within a session and among equals.
+  // DispatchLocked re-orders after every stream dispatch, so free slots are
+  // shared out one at a time to the poorest session.
+  auto key = [this](const std::shared_ptr<FetchOp>& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (op->total_attempts > 0) return int64_t{-1};
+    auto s = sessions_.find(op->req.session_id);
+    return s == sessions_.end() ? int64_t{0} : s->second.slots;
+  };
+  auto& q = queues_[0];
+  bool sorted = true;
+  int64_t prev = std::numeric_limits<int64_t>::min();
+  for (const auto& op : q) {
+    const int64_t k = key(op);
+    if (k < prev) {
+      sorted = false;
+      break;
+    }
+    prev = k;
+  }
+  if (sorted) return;  // the common case (one player, or none ahead of its share): no work
+  std::vector<std::pair<int64_t, std::shared_ptr<FetchOp>>> keyed;
+  keyed.reserve(q.size());
+  for (auto& op : q) keyed.emplace_back(key(op), std::move(op));
+  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < keyed.size(); ++i) q[i] = std::move(keyed[i].second);
 }
 
 void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {

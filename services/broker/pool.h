@@ -9,7 +9,9 @@
 //     Dispatch() gives it to the highest class with a waiter that may run:
 //     classes below STREAM together hold at most C − reserve slots, where
 //     reserve = min(stream_headroom × open_sessions, C − 1); one stream
-//     session holds at most max_slots_per_stream.
+//     session holds at most max_slots_per_stream. Within STREAM, retries go
+//     first, then the sessions holding the fewest slots (B11): a player that
+//     starts gets the next free slot before another player's read-ahead.
 //   * A granted request is bound to a provider (primaries first, weighted by
 //     free slots and measured speed) and handed to one of its connections,
 //     which pipelines up to pipeline_depth commands.
@@ -253,6 +255,8 @@ class Pool {
   int64_t CapacityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t ReserveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t PerStreamCapLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Orders the STREAM queue: retries, then by the session's slots in use (B11).
+  void OrderStreamQueueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AssignLocked(const std::shared_ptr<FetchOp>& op, int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDialLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseSlotLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

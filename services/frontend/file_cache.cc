@@ -211,9 +211,19 @@ void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pend
   absl::StatusOr<std::shared_ptr<const std::string>> out = nullptr;
   {
     absl::MutexLock lock(&mu_);
-    if (result.ok()) {
+    const int64_t expected = layout_->segments[segment].size;
+    if (result.ok() && result->info.damaged && static_cast<int64_t>(result->data->size()) < expected) {
+      // A damaged copy that is also short (a truncated part, a lying yEnc
+      // size) cannot be served as the segment: fail it like any DATA_LOSS.
+      out = absl::DataLossError(absl::StrCat("damaged article <", layout_->segments[segment].message_id,
+                                             "> decoded to ", result->data->size(), " bytes; the catalog expects ",
+                                             expected, " (no clean copy on any provider)"));
+    } else if (result.ok()) {
       out = result->data;
-      InsertLocked(segment, result->data);
+      // A damaged copy is served (better a glitch than an aborted stream) but
+      // not kept: the next read asks the broker again, so a healed provider
+      // or a re-post is picked up instead of replaying the damage.
+      if (!result->info.damaged) InsertLocked(segment, result->data);
     } else {
       out = result.status();
       if (absl::IsNotFound(result.status())) missing_[segment] = {result.status(), absl::Now()};

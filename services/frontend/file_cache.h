@@ -93,7 +93,9 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   // NOT_FOUND status when the segment is known missing (within missing_ttl), else OK.
   absl::Status KnownMissing(int32_t segment) const;
 
-  // Fetches `segment` (or joins a fetch already running). `done` runs once
+  // Fetches `segment` (or joins a fetch already running). A damaged segment
+  // (SegmentInfo::damaged) is delivered but not cached; a damaged one shorter
+  // than the layout's segment size is delivered as DATA_LOSS. `done` runs once
   // unless the ticket is cancelled first; it may run inline. Returns nullptr
   // when `done` already ran (cache hit or known missing).
   std::unique_ptr<Ticket> Acquire(int32_t segment, const FetchOptions& options, DataCallback done);

@@ -77,7 +77,10 @@ class GrpcSegmentFetcher::FetchReactor : public grpc::ClientReadReactor<broker::
     const bool damaged_but_complete = s.error_code() == grpc::StatusCode::DATA_LOSS && !first_ &&
                                       static_cast<int64_t>(data_.size()) == expected_size_;
     if (s.ok() || damaged_but_complete) {
-      if (damaged_but_complete) segment_.info.crc_verified = false;
+      if (damaged_but_complete) {
+        segment_.info.crc_verified = false;
+        segment_.info.damaged = true;
+      }
       segment_.data = std::make_shared<const std::string>(std::move(data_));
       result = std::move(segment_);
     } else {

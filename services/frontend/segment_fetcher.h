@@ -24,6 +24,9 @@ struct SegmentInfo {
   uint32_t crc32 = 0;
   bool crc_verified = false;
   std::string provider;     // provider that served it (diagnostics only)
+  // The broker found no clean copy on any provider (DATA_LOSS with every
+  // byte it decoded): served unverified, never cached (a provider may heal).
+  bool damaged = false;
 };
 
 // One decoded article. `data` is immutable and shared: caches and every reader

@@ -92,26 +92,37 @@ class Process:
 
 class Stack:
     MAX_CONNECTIONS = 6
+    PART_SIZE = 262144  # decoded bytes per article
     API_KEY = "e2e-api-key"
     DAV_USER, DAV_PASS = "player", "secret"
 
-    def __init__(self, releases):
-        """releases: {name: bytes} for single files, or {name: {file: bytes}} for sets."""
+    def __init__(self, releases, providers=None):
+        """releases: {name: bytes} for single files, or {name: {file: bytes}} for sets.
+
+        providers: the broker's providers, each served by its own test news
+        server process holding every release under the same message-ids:
+        [{"name": ..., "backbone": "", "backup": False, "max_connections": N,
+          "extra": {yaml key: value}}]. Default: one provider "e2e" with
+        MAX_CONNECTIONS. The first provider's server is `news()`/`spool`."""
         self.tmp = tempfile.mkdtemp(prefix="nzbmesh-e2e-")
         self.logs = os.path.join(self.tmp, "logs")
         os.makedirs(self.logs)
-        self.spool = os.path.join(self.tmp, "spool")
-        os.makedirs(self.spool)
-        for name, content in releases.items():
-            if isinstance(content, dict):
-                d = os.path.join(self.spool, name)
-                os.makedirs(d)
-                for f, data in content.items():
-                    with open(os.path.join(d, f), "wb") as out:
-                        out.write(data)
-            else:
-                with open(os.path.join(self.spool, name), "wb") as out:
-                    out.write(content)
+        self.providers = [dict(p) for p in (providers or [{"name": "e2e"}])]
+        for p in self.providers:
+            p.setdefault("max_connections", self.MAX_CONNECTIONS)
+            p["spool"] = os.path.join(self.tmp, "spool" if p is self.providers[0] else f"spool-{p['name']}")
+            os.makedirs(p["spool"])
+            for name, content in releases.items():
+                if isinstance(content, dict):
+                    d = os.path.join(p["spool"], name)
+                    os.makedirs(d)
+                    for f, data in content.items():
+                        with open(os.path.join(d, f), "wb") as out:
+                            out.write(data)
+                else:
+                    with open(os.path.join(p["spool"], name), "wb") as out:
+                        out.write(content)
+        self.spool = self.providers[0]["spool"]
         self.procs = {}
         self.env = dict(os.environ)
         self.env["NZBMESH_API_KEY"] = self.API_KEY
@@ -136,19 +147,25 @@ class Stack:
         self.env["NZBMESH_DATABASE_URL"] = f"{base}/{self.db}"
         self.pg_admin = pg
 
-        self.nntp_port = free_port()
-        ts = Process("nntp", [runfile("tests/fakes/nntp_server/nntp_testserver"), f"--port={self.nntp_port}",
-                               "--control_port=0", f"--spool={self.spool}", "--user=e2e", "--pass=nntp-pass",
-                               "--part_size=262144"], self.env, self.logs)
-        ts.proc = subprocess.Popen(ts.argv, env=self.env, stdout=subprocess.PIPE, stderr=open(ts.log_path, "ab"))
-        self.procs["nntp"] = ts
-        line = b""
-        deadline = time.time() + 60
-        while b"control on" not in line and time.time() < deadline:
-            line = ts.proc.stdout.readline()
-            if not line and ts.proc.poll() is not None:
-                raise AssertionError("news server exited:\n" + ts.tail())
-        self.control = int(line.decode().rsplit(":", 1)[1])
+        self.controls = {}
+        for i, p in enumerate(self.providers):
+            p["port"] = free_port()
+            proc_name = "nntp" if i == 0 else f"nntp-{p['name']}"
+            ts = Process(proc_name, [runfile("tests/fakes/nntp_server/nntp_testserver"), f"--port={p['port']}",
+                                     "--control_port=0", f"--spool={p['spool']}", "--user=e2e",
+                                     "--pass=nntp-pass", f"--part_size={self.PART_SIZE}"], self.env, self.logs)
+            ts.proc = subprocess.Popen(ts.argv, env=self.env, stdout=subprocess.PIPE,
+                                       stderr=open(ts.log_path, "ab"))
+            self.procs[proc_name] = ts
+            line = b""
+            deadline = time.time() + 60
+            while b"control on" not in line and time.time() < deadline:
+                line = ts.proc.stdout.readline()
+                if not line and ts.proc.poll() is not None:
+                    raise AssertionError("news server exited:\n" + ts.tail())
+            self.controls[p["name"]] = int(line.decode().rsplit(":", 1)[1])
+        self.nntp_port = self.providers[0]["port"]
+        self.control = self.controls[self.providers[0]["name"]]
 
         self.ports = {k: free_port() for k in
                       ["broker", "broker_m", "imp1", "imp1_m", "imp2", "imp2_m", "fe1", "fe1_m", "fe2", "fe2_m",
@@ -172,14 +189,7 @@ broker:
   shutdown_grace: 2s
   stream_headroom: 4
   providers:
-    - name: e2e
-      host: 127.0.0.1
-      port: {self.nntp_port}
-      username: e2e
-      password_env: NZBMESH_NNTP_PASSWORD
-      max_connections: {self.MAX_CONNECTIONS}
-      pipeline_depth: 2
-      first_byte_timeout: 3s
+{self.providers_yaml()}
 importer:
   grpc_listen: 127.0.0.1:{{imp}}
   metrics_listen: 127.0.0.1:{{imp_m}}
@@ -208,6 +218,23 @@ speedtest:
   database_url_env: NZBMESH_DATABASE_URL
 """
         self.config_template = cfg
+
+    def providers_yaml(self):
+        out = []
+        for p in self.providers:
+            keys = {"name": p["name"], "host": "127.0.0.1", "port": p["port"], "username": "e2e",
+                    "password_env": "NZBMESH_NNTP_PASSWORD", "max_connections": p["max_connections"],
+                    "pipeline_depth": 2, "first_byte_timeout": "3s"}
+            if p.get("backbone"):
+                keys["backbone"] = p["backbone"]
+            if p.get("backup"):
+                keys["backup"] = "true"
+            keys.update(p.get("extra", {}))
+            lines = [f"      {k}: {v}" for k, v in keys.items()]
+            lines[0] = "    - " + lines[0].lstrip()
+            out += lines
+        # Doubled braces: the result is part of a str.format template.
+        return "\n".join(out).replace("{", "{{").replace("}", "}}")
 
     def config_for(self, imp=1, fe=1):
         p = self.ports
@@ -318,6 +345,11 @@ speedtest:
 
     def news(self, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.control}{path}", timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+
+    def news_at(self, provider, path):
+        """The control API of the news server behind `provider` (by name)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.controls[provider]}{path}", timeout=10) as r:
             return json.loads(r.read() or b"{}")
 
     def nzb(self, release):

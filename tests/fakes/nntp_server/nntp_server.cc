@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -70,6 +71,40 @@ std::string CorruptBody(std::string body) {
   return body;
 }
 
+// Applies a Fault::Yenc to a wire-form article body (CRLF lines, dot-stuffed,
+// ending in the =yend line). Bodies without =yend are returned unchanged.
+std::string DamageYenc(std::string body, FakeNntpServer::Fault::Yenc mode) {
+  using Yenc = FakeNntpServer::Fault::Yenc;
+  const size_t yend = body.rfind("\r\n=yend");
+  if (mode == Yenc::kIntact || yend == std::string::npos) return body;
+  const size_t yend_line = yend + 2;
+  switch (mode) {
+    case Yenc::kNoYend:
+      body.erase(yend_line);
+      break;
+    case Yenc::kShortPart: {
+      // The data line before =yend (it starts after the previous CRLF).
+      const size_t prev = body.rfind("\r\n", yend - 1);
+      const size_t start = prev == std::string::npos ? 0 : prev + 2;
+      if (body.compare(start, 2, "=y") != 0) body.erase(start, yend_line - start);
+      break;
+    }
+    case Yenc::kWrongSize: {
+      const size_t key = body.find(" size=", yend_line);
+      if (key == std::string::npos) break;
+      const size_t digits = key + 6;
+      size_t end = digits;
+      while (end < body.size() && body[end] >= '0' && body[end] <= '9') ++end;
+      int64_t size = 0;
+      if (!absl::SimpleAtoi(absl::string_view(body).substr(digits, end - digits), &size)) break;
+      body.replace(digits, end - digits, absl::StrCat(size + 1));
+      break;
+    }
+    case Yenc::kIntact:
+      break;
+  }
+  return body;
+}
 
 int PollMs(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return -1;
@@ -710,8 +745,8 @@ bool FakeNntpServer::AnswerArticle(Conn* c, Command& cmd) {
       if (cmd.verb == "ARTICLE") headers += "\r\n";
     }
     if (cmd.verb != "HEAD") {
-      if (f.corrupt) {
-        corrupted = CorruptBody(article->body);
+      if (f.corrupt || f.yenc != Fault::Yenc::kIntact) {
+        corrupted = DamageYenc(f.corrupt ? CorruptBody(article->body) : article->body, f.yenc);
         body = corrupted;
       } else {
         body = article->body;
@@ -720,7 +755,7 @@ bool FakeNntpServer::AnswerArticle(Conn* c, Command& cmd) {
     absl::StrAppend(&headers, "");
   }
   const bool multi = !body.empty() || !headers.empty();
-  const absl::string_view pieces[] = {status, headers, body, multi ? ".\r\n" : ""};
+  const absl::string_view pieces[] = {status, headers, body, multi && !f.no_terminator ? ".\r\n" : ""};
   const absl::Time start = absl::Now();
   int64_t sent = 0;
   for (absl::string_view piece : pieces) {
@@ -749,6 +784,11 @@ bool FakeNntpServer::AnswerArticle(Conn* c, Command& cmd) {
     }
   }
   if (f.drop_after_bytes >= 0) return false;
+  if (multi && f.no_terminator) {  // the reply never ends: silent until the peer closes
+    while (PollOnce(c, absl::InfiniteFuture(), false, nullptr) != Poll::kClosed) {
+    }
+    return false;
+  }
   return true;
 }
 
@@ -934,6 +974,15 @@ int64_t FakeNntpServer::total_commands() const {
 std::vector<FakeNntpServer::CommandRecord> FakeNntpServer::command_log() const {
   absl::MutexLock lock(&mu_);
   return log_;
+}
+
+std::vector<int> FakeNntpServer::open_connection_ids() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<int> ids;
+  for (const auto& c : conns_) {
+    if (!c->finished.load()) ids.push_back(c->id);
+  }
+  return ids;
 }
 
 void FakeNntpServer::ResetCounters() {

@@ -93,6 +93,24 @@ class FakeNntpServer {
     int close_with_code = 0;
     // Flip one decoded byte (the yEnc stays valid; the CRC does not match).
     bool corrupt = false;
+    // Hostile yEnc inside an otherwise well-framed reply (status line, body,
+    // ".\r\n"); applied to the article's real body:
+    enum class Yenc {
+      kIntact,
+      // The last data line is dropped: the part decodes to fewer bytes than
+      // its =ypart/=yend declare (and the CRC no longer matches).
+      kShortPart,
+      // =yend size= claims one byte more than the part holds; data and
+      // pcrc32 are intact.
+      kWrongSize,
+      // The =yend line is missing (a post truncated before its trailer).
+      kNoYend,
+    };
+    Yenc yenc = Yenc::kIntact;
+    // A reply that never ends: everything but the terminating ".\r\n" is
+    // sent, then the connection stays open and silent until the client
+    // closes it (or Stop()).
+    bool no_terminator = false;
     // Non-empty: sent verbatim instead of the real reply (malformed replies).
     std::string raw_reply;
     // How many replies this fault applies to; -1 = forever. It is consumed
@@ -211,6 +229,8 @@ class FakeNntpServer {
   int calls(absl::string_view message_id) const;
   int64_t total_commands() const;
   std::vector<CommandRecord> command_log() const;
+  // Ids (CommandRecord::connection_id) of the connections still open.
+  std::vector<int> open_connection_ids() const;
   // Zeroes the high-water marks (to the current values), calls, totals and
   // the log. Open connections stay open.
   void ResetCounters();

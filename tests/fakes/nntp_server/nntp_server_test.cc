@@ -21,6 +21,7 @@ namespace nzbmesh::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr absl::Duration kWait = absl::Seconds(10);
@@ -385,6 +386,104 @@ TEST(FakeNntpServer, PostFileEncodesPartsThatDecodeBack) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->produced, 100000u);
   EXPECT_EQ(dec.Verify().code(), absl::StatusCode::kDataLoss);
+}
+
+// Decodes a BODY reply's payload (after the status line, with its ".\r\n").
+struct Decoded {
+  std::string data;
+  absl::Status verify;
+  bool done = false;
+  bool saw_trailer = false;
+  yenc::PartTrailer trailer;
+};
+Decoded DecodeReply(const std::string& reply) {
+  const size_t body_start = reply.find("\r\n") + 2;
+  yenc::ArticleDecoder dec({});
+  Decoded d;
+  d.data.resize(reply.size());
+  auto r = dec.Feed(absl::string_view(reply).substr(body_start), d.data.data(), d.data.size());
+  if (!r.ok()) {
+    d.verify = r.status();
+    return d;
+  }
+  d.data.resize(r->produced);
+  d.done = dec.done();
+  d.verify = dec.Verify();
+  d.saw_trailer = dec.saw_trailer();
+  if (d.saw_trailer) d.trailer = dec.trailer();
+  return d;
+}
+
+TEST(FakeNntpServer, HostileYencModesKeepTheNntpFramingAndBreakOnlyTheYenc) {
+  auto server = MustStart();
+  std::string data;
+  for (int i = 0; i < 30000; ++i) data += static_cast<char>((i * 131) >> 2);
+  auto file = server->PostFile("h.bin", data, 10000, "h");
+  ASSERT_EQ(file.segments.size(), 3u);
+  const std::string id = file.segments[1].message_id;  // a middle part: 10000 bytes
+  const std::string want = data.substr(10000, 10000);
+  RawClient c(server->port());
+  c.ReadLine();
+  auto body = [&] {
+    c.Send(absl::StrCat("BODY <", id, ">\r\n"));
+    return c.ReadUntil("\r\n.\r\n");
+  };
+  using Yenc = FakeNntpServer::Fault::Yenc;
+  FakeNntpServer::Fault f;
+
+  f.yenc = Yenc::kShortPart;  // fewer bytes than declared
+  server->SetFault(id, f);
+  Decoded d = DecodeReply(body());
+  ASSERT_TRUE(d.done);
+  EXPECT_EQ(d.verify.code(), absl::StatusCode::kDataLoss) << d.verify;
+  EXPECT_LT(d.data.size(), want.size());
+  EXPECT_GT(d.data.size(), 0u);
+  EXPECT_EQ(d.data, want.substr(0, d.data.size()));
+  EXPECT_EQ(d.trailer.size, 10000);
+
+  f.yenc = Yenc::kWrongSize;  // =yend size= lies; data intact
+  server->SetFault(id, f);
+  d = DecodeReply(body());
+  ASSERT_TRUE(d.done);
+  EXPECT_EQ(d.verify.code(), absl::StatusCode::kDataLoss) << d.verify;
+  EXPECT_EQ(d.data, want);
+  EXPECT_EQ(d.trailer.size, 10001);
+
+  f.yenc = Yenc::kNoYend;  // no trailer; the reply still ends with "."
+  server->SetFault(id, f);
+  const std::string reply = body();
+  EXPECT_THAT(reply, Not(HasSubstr("=yend")));
+  d = DecodeReply(reply);
+  ASSERT_TRUE(d.done);
+  EXPECT_FALSE(d.saw_trailer);
+  EXPECT_EQ(d.verify.code(), absl::StatusCode::kDataLoss) << d.verify;
+  EXPECT_EQ(d.data, want);
+
+  server->ClearFaults();
+  d = DecodeReply(body());
+  EXPECT_TRUE(d.verify.ok()) << d.verify;
+  EXPECT_EQ(d.data, want);
+}
+
+TEST(FakeNntpServer, NoTerminatorSendsTheWholeBodyThenStaysSilentUntilTheClientCloses) {
+  auto server = MustStart();
+  server->PostYencArticle("n@x", std::string(5000, 'q'), "n.bin");
+  FakeNntpServer::Fault f;
+  f.no_terminator = true;
+  server->SetFault("n@x", f);
+  RawClient c(server->port());
+  c.ReadLine();
+  c.Send("BODY <n@x>\r\nDATE\r\n");
+  // The =yend line arrives, then nothing: no ".", no answer to DATE.
+  std::string got = c.ReadUntil("\r\n=yend size=");
+  EXPECT_THAT(got, StartsWith("222 0 <n@x>\r\n=ybegin "));
+  EXPECT_THAT(c.ReadUntil("\r\n.\r\n", absl::Milliseconds(300)), StartsWith("<timeout>"));
+  EXPECT_EQ(server->current_connections(), 1);
+  ASSERT_EQ(server->open_connection_ids().size(), 1u);
+  EXPECT_EQ(server->open_connection_ids()[0], server->command_log().back().connection_id);
+  c.Close();
+  EXPECT_TRUE(server->WaitFor([&] { return server->open_connection_ids().empty(); }, kWait));
+  EXPECT_EQ(server->current_connections(), 0);
 }
 
 TEST(MakeNzb, ListsFilesGroupsAndSegments) {

@@ -28,6 +28,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "tests/fakes/nntp_server/nntp_server.h"
 
 ABSL_FLAG(int, port, 0, "TCP port on 127.0.0.1 (0 = any free port; printed on start)");
@@ -40,12 +41,24 @@ ABSL_FLAG(int, max_connections, 0, "Answer 502 beyond this many connections (0 =
 ABSL_FLAG(int, control_port, -1,
           "Serve a control API on 127.0.0.1:PORT (0 = any; -1 = off) for end-to-end tests: "
           "GET /stats (JSON counters), /reset, /drop, /clear, /limit?connections=K, "
-          "/fault?id=ID&latency_ms=&drop_after_bytes=&stall_after_bytes=&stall=1&missing=1&corrupt=1&close_with_code=&times=");
+          "/calls?id=ID, /log (article commands: connection, verb, id, unix ms), /connections (open ids), "
+          "/fault?id=ID&latency_ms=&drop_after_bytes=&stall_after_bytes=&stall=1&missing=1&corrupt=1"
+          "&yenc=short_part|wrong_size|no_yend&no_terminator=1&close_with_code=&times=");
 
 namespace {
 int g_signal_pipe[2];
 
 using nzbmesh::testing::FakeNntpServer;
+
+// For the control API's JSON strings (message-ids and verbs are plain ASCII).
+std::string JsonEscape(absl::string_view in) {
+  std::string out;
+  for (char ch : in) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
+  }
+  return out;
+}
 
 // The control API: one request per connection, answered and closed.
 std::string HandleControl(FakeNntpServer* server, const std::string& target) {
@@ -72,6 +85,21 @@ std::string HandleControl(FakeNntpServer* server, const std::string& target) {
                         ",\"max_in_flight_per_connection\":", server->max_in_flight_per_connection(),
                         ",\"total_commands\":", server->total_commands(), "}");
   }
+  if (path == "/calls") {  // BODY/STAT/ARTICLE commands received for one message-id
+    return absl::StrCat("{\"calls\":", server->calls(args["id"]), "}");
+  }
+  if (path == "/log") {  // article commands in wire order: [connection id, verb, message-id, received unix ms]
+    std::string out = "[";
+    for (const auto& r : server->command_log()) {
+      if (r.message_id.empty()) continue;
+      absl::StrAppend(&out, out.size() > 1 ? "," : "", "[", r.connection_id, ",\"", JsonEscape(r.command),
+                      "\",\"", JsonEscape(r.message_id), "\",", absl::ToUnixMillis(r.received), "]");
+    }
+    return out + "]";
+  }
+  if (path == "/connections") {  // ids of the connections still open
+    return absl::StrCat("[", absl::StrJoin(server->open_connection_ids(), ","), "]");
+  }
   if (path == "/reset") {
     server->ResetCounters();
     return "{}";
@@ -97,6 +125,20 @@ std::string HandleControl(FakeNntpServer* server, const std::string& target) {
     f.stall = num("stall", 0) != 0;
     f.missing = num("missing", 0) != 0;
     f.corrupt = num("corrupt", 0) != 0;
+    f.no_terminator = num("no_terminator", 0) != 0;
+    if (args.count("yenc")) {
+      const std::string& y = args["yenc"];
+      using Yenc = FakeNntpServer::Fault::Yenc;
+      if (y == "short_part") {
+        f.yenc = Yenc::kShortPart;
+      } else if (y == "wrong_size") {
+        f.yenc = Yenc::kWrongSize;
+      } else if (y == "no_yend") {
+        f.yenc = Yenc::kNoYend;
+      } else {
+        return "";  // 404: an unknown mode must not pass silently as "intact"
+      }
+    }
     f.close_with_code = static_cast<int>(num("close_with_code", 0));
     f.times = static_cast<int>(num("times", -1));
     if (args.count("id") && !args["id"].empty()) {
@@ -158,7 +200,14 @@ int main(int argc, char** argv) {
   if (!spool.empty()) {
     std::error_code ec;
     int n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(spool, ec)) {
+    // Sorted, so message-ids ("spool.<n>.<name>") depend only on the spool's
+    // contents: several servers over copies of one spool hold the same
+    // articles under the same ids (several providers in end-to-end tests).
+    std::vector<std::filesystem::directory_entry> entries;
+    for (const auto& entry : std::filesystem::directory_iterator(spool, ec)) entries.push_back(entry);
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.path() < b.path(); });
+    for (const auto& entry : entries) {
       if (entry.is_directory()) {
         // A subdirectory is one release (e.g. a RAR volume set with PAR2
         // files): every file in it is posted and one <dir>.nzb lists them all.

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "tests/services/broker/storm_fixture.h"
 
 namespace nzbmesh::broker {
@@ -160,6 +161,42 @@ TEST_F(StormTest, B5_OneStreamMayUseUpToMaxSlotsPerStream) {
   ASSERT_TRUE(results.WaitDone(50));
   EXPECT_EQ(server->max_in_flight(), 6);
   pool->CloseSession(session);
+  ExpectNoLeaks();
+}
+
+TEST_F(StormTest, B11_AStartingStreamGoesBeforeAnotherStreamsReadAhead) {
+  FakeNntpServer* server = StartServer();
+  auto a = Post({server}, 4, 1024, "a");
+  auto b = Post({server}, 1, 1024, "b");
+  FakeNntpServer::Gate* gate = server->AddGate("");
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 1)};  // C = 2
+  o.max_slots_per_stream = 2;
+  Pool* pool = MakePool(o);
+  const uint64_t sa = pool->OpenSession("player a");
+  Results results;
+  // Player a holds both slots and has two more read-ahead requests queued.
+  for (const auto& id : a) pool->Fetch(Req(id, TrafficClass::kStream, sa), results.Callback(id));
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 2 && pool->Status().queued[0] == 2; }));
+  // Player b starts: its first request is queued last.
+  const uint64_t sb = pool->OpenSession("player b");
+  pool->Fetch(Req(b[0], TrafficClass::kStream, sb), results.Callback(b[0]));
+  ASSERT_TRUE(WaitUntil([&] { return pool->Status().queued[0] == 3; }));
+  gate->Release(1);
+  ASSERT_TRUE(WaitUntil([&] { return server->calls(b[0]) == 1; }));
+  // On the wire: a's two gated requests, then b's first, before a's read-ahead.
+  std::vector<std::string> bodies;
+  for (const auto& c : server->command_log()) {
+    if (c.command == "BODY") bodies.push_back(c.message_id);
+  }
+  ASSERT_GE(bodies.size(), 3u);
+  EXPECT_EQ(bodies[2], b[0]) << absl::StrJoin(bodies, " ");
+  gate->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(5));
+  for (const auto& id : a) EXPECT_TRUE(results.Get(id).status.ok()) << id;
+  EXPECT_TRUE(results.Get(b[0]).status.ok());
+  pool->CloseSession(sa);
+  pool->CloseSession(sb);
   ExpectNoLeaks();
 }
 

@@ -38,6 +38,14 @@ class FakeSegmentFetcher : public SegmentFetcher {
   void AddSegment(const std::string& id, std::string data) {
     absl::MutexLock lock(&mu_);
     data_[id] = std::make_shared<const std::string>(std::move(data));
+    damaged_.erase(id);
+  }
+  // Served like a segment, marked SegmentInfo::damaged (the broker's
+  // DATA_LOSS with every byte: no clean copy on any provider).
+  void AddDamagedSegment(const std::string& id, std::string data) {
+    absl::MutexLock lock(&mu_);
+    data_[id] = std::make_shared<const std::string>(std::move(data));
+    damaged_[id] = true;
   }
   void SetError(const std::string& id, absl::Status s) {
     absl::MutexLock lock(&mu_);
@@ -252,6 +260,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
           Segment s;
           s.data = data->second;
           s.info.end = static_cast<int64_t>(data->second->size());
+          s.info.damaged = damaged_.contains(f->id);
           ready.emplace_back(f, std::move(s));
         }
       }
@@ -268,6 +277,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
   mutable absl::Mutex mu_;  // protects everything below
   absl::flat_hash_map<std::string, std::shared_ptr<const std::string>> data_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Status> errors_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, bool> damaged_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Duration> latency_by_id_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, bool> held_ ABSL_GUARDED_BY(mu_);
   absl::Duration latency_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();

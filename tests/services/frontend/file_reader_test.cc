@@ -205,6 +205,57 @@ TEST_F(ReaderTest, TransientErrorIsRetriedThenSucceeds) {
   EXPECT_EQ(fetcher_.calls(ids_[1]), 3);  // bounded attempts
 }
 
+// A damaged segment (no clean copy on any provider) is served but never kept
+// in the LRU: once a provider heals, the next read gets the clean bytes.
+TEST_F(ReaderTest, DamagedSegmentIsServedButNotCachedSoAHealedProviderIsSeen) {
+  auto file = MakeFile(3, 1000);
+  std::string bad = content_.substr(1000, 1000);
+  bad[10] ^= 1;
+  fetcher_.AddDamagedSegment(ids_[1], bad);
+  std::string want_damaged = content_;
+  want_damaged[1010] ^= 1;
+  for (int read = 1; read <= 2; ++read) {
+    auto r = FileReader::Open(env(), file, 0, file->layout().size, {});
+    auto all = ReadAll(*r);
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(*all, want_damaged);
+    r->Close();
+    EXPECT_EQ(fetcher_.calls(ids_[1]), read);  // asked again each time
+    EXPECT_EQ(fetcher_.calls(ids_[0]), 1);     // clean segments stay cached
+  }
+  fetcher_.AddSegment(ids_[1], content_.substr(1000, 1000));  // the provider healed
+  for (int read = 1; read <= 2; ++read) {
+    auto r = FileReader::Open(env(), file, 0, file->layout().size, {});
+    auto all = ReadAll(*r);
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(*all, content_);
+    r->Close();
+  }
+  EXPECT_EQ(fetcher_.calls(ids_[1]), 3);  // the clean copy is cached
+}
+
+// A damaged copy shorter than the catalog's segment (a truncated part, a
+// lying yEnc size) is a DATA_LOSS failure of that segment, not served and not
+// cached.
+TEST_F(ReaderTest, DamagedShortSegmentFailsAsDataLossAndIsNotCached) {
+  auto file = MakeFile(3, 1000);
+  fetcher_.AddDamagedSegment(ids_[0], content_.substr(0, 900));
+  auto r = FileReader::Open(env(), file, 0, file->layout().size, {});
+  auto all = ReadAll(*r);
+  EXPECT_EQ(all.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(all.status().message().find("decoded to 900 bytes; the catalog expects 1000"), std::string::npos)
+      << all.status();
+  r->Close();
+  EXPECT_EQ(fetcher_.calls(ids_[0]), 1);  // DATA_LOSS is not retried by the reader
+  fetcher_.AddSegment(ids_[0], content_.substr(0, 1000));
+  auto r2 = FileReader::Open(env(), file, 0, file->layout().size, {});
+  auto again = ReadAll(*r2);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, content_);
+  r2->Close();
+  EXPECT_EQ(fetcher_.calls(ids_[0]), 2);
+}
+
 TEST_F(ReaderTest, F5_RandomSmallReadsAreCoalescedByLru) {
   auto file = MakeFile(8, 10000);
   std::mt19937 rng(7);

@@ -213,6 +213,7 @@ TEST_F(GrpcFetcherTest, FetchReturnsDecodedBytesAndMetadata) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(*s->data, broker_.articles["a@t"]);
   EXPECT_EQ(s->info.name, "file.mkv");
+  EXPECT_FALSE(s->info.damaged);
 }
 
 TEST_F(GrpcFetcherTest, DamagedButCompleteSegmentIsServedUnverified) {
@@ -221,6 +222,7 @@ TEST_F(GrpcFetcherTest, DamagedButCompleteSegmentIsServedUnverified) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(*s->data, broker_.articles["damaged@t"]);
   EXPECT_FALSE(s->info.crc_verified);
+  EXPECT_TRUE(s->info.damaged);  // the frontend serves it but does not cache it
 }
 
 TEST_F(GrpcFetcherTest, MissingArticleIsNotFound) {
