@@ -85,6 +85,41 @@ TEST_F(BrokerServiceTest, FetchSegmentStreamsMetadataThenBytes) {
   EXPECT_EQ(messages, 1);  // the whole article fits the default 1 MiB chunk
 }
 
+// Chunks are slices of the pooled buffer (segment_wire.h): every chunk in
+// order, metadata on the first only, sizes as asked.
+TEST_F(BrokerServiceTest, FetchSegmentInChunksKeepsOrderAndMetadataOnFirst) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 3, 700 * 1024);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 2)};
+  StartBroker(o);
+  for (const auto& id : ids) {
+    grpc::ClientContext ctx;
+    v1::FetchSegmentRequest req;
+    req.set_message_id(id);
+    req.set_traffic_class(v1::STREAM);
+    req.set_chunk_bytes(64 * 1024);
+    auto reader = stub_->FetchSegment(&ctx, req);
+    v1::FetchSegmentResponse resp;
+    std::string bytes;
+    std::vector<size_t> sizes;
+    while (reader->Read(&resp)) {
+      EXPECT_EQ(resp.has_metadata(), sizes.empty());
+      if (resp.has_metadata()) {
+        EXPECT_EQ(resp.metadata().decoded_size(), 700 * 1024);
+      }
+      sizes.push_back(resp.data().size());
+      bytes += resp.data();
+    }
+    grpc::Status st = reader->Finish();
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(bytes, data_[id]);
+    ASSERT_EQ(sizes.size(), 11u);  // 10 × 64 KiB + 60 KiB
+    for (size_t i = 0; i + 1 < sizes.size(); ++i) EXPECT_EQ(sizes[i], 64u * 1024);
+    EXPECT_EQ(sizes.back(), 60u * 1024);
+  }
+}
+
 TEST_F(BrokerServiceTest, MissingArticleIsNotFoundAndBadClassIsInvalid) {
   FakeNntpServer* server = StartServer();
   PoolOptions o;
