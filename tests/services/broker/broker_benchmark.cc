@@ -2,7 +2,8 @@
 //   BM_DirectNntp          768,000-byte articles fetched with the NNTP client
 //                          alone, 16 connections × depth 2
 //   BM_BrokerFetchSegment  the same articles through FetchSegment of a broker
-//                          with a 16 × 2 pool (arg: chunk_bytes)
+//                          with a 16 × 2 pool (args: chunk_bytes, client
+//                          malloc keeps freed heap)
 //   BM_BrokerToDirect      both, alternating round by round, so that both see
 //                          the same machine load; counters give the ratio
 //     In these three the client runs in this process and the news server and
@@ -15,6 +16,7 @@
 // Run: bazel run -c opt //tests/services/broker:broker_benchmark
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -221,24 +223,46 @@ void BM_DirectNntp(benchmark::State& state) {
 }
 BENCHMARK(BM_DirectNntp)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(3);
 
+// A client that keeps freed heap memory instead of handing it back to the
+// kernel. With glibc's default 128 KiB trim threshold, the client's arenas
+// shrink after each burst of gRPC read slices and protobuf strings and every
+// next burst page-faults fresh zeroed pages: about half the client's CPU on
+// these machines (docs/PERFORMANCE.md). Sticky for the rest of the run.
+void KeepFreedHeap() { mallopt(M_TRIM_THRESHOLD, 256 << 20); }
+
+// Args: chunk_bytes; 1 = KeepFreedHeap() in the client first.
 void BM_BrokerFetchSegment(benchmark::State& state) {
   RemoteEnv& env = GetRemote();
-  BrokerRound(env, static_cast<uint32_t>(state.range(0)));  // warm the HTTP/2 connections and windows
+  if (state.range(1) != 0) KeepFreedHeap();
+  const auto chunk = static_cast<uint32_t>(state.range(0));
+  BrokerRound(env, chunk);  // warm the HTTP/2 connections and windows
   const double cli0 = env.ClientCpu(), srv0 = env.ServerCpu();
   int64_t bytes = 0;
-  for (auto _ : state) bytes += BrokerRound(env, static_cast<uint32_t>(state.range(0)));
+  for (auto _ : state) bytes += BrokerRound(env, chunk);
   state.SetBytesProcessed(bytes);
   SetCpuCounters(state, env, cli0, srv0, bytes);
 }
-BENCHMARK(BM_BrokerFetchSegment)->Arg(256 << 10)->Arg(1 << 20)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(3);
+// Default client malloc first (KeepFreedHeap cannot be undone).
+BENCHMARK(BM_BrokerFetchSegment)
+    ->ArgNames({"chunk", "keep_heap"})
+    ->Args({64 << 10, 0})
+    ->Args({256 << 10, 0})
+    ->Args({1 << 20, 0})
+    ->Args({64 << 10, 1})
+    ->Args({1 << 20, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(3);
 
 // Direct and broker rounds alternate, so a change in machine load hits both.
 // On a loaded machine wall-clock speed also depends on how much CPU the
 // scheduler grants each side (the broker path has more runnable threads), so
 // cpu_ratio compares what both paths cost instead: direct core-seconds per
 // byte (both processes) over broker core-seconds per byte.
+// The client keeps its freed heap (KeepFreedHeap), as a frontend should.
 void BM_BrokerToDirect(benchmark::State& state) {
   RemoteEnv& env = GetRemote();
+  KeepFreedHeap();
   const auto chunk = static_cast<uint32_t>(state.range(0));
   BrokerRound(env, chunk);
   int64_t direct_bytes = 0, broker_bytes = 0;
