@@ -13,11 +13,17 @@
 
 namespace nzbmesh::broker {
 
-// FetchSegment and FetchCandidateSegment are raw methods: they write
-// serialized FetchSegmentResponse bytes themselves (segment_wire.h), so the
-// article is not copied into a protobuf message. On the wire nothing changes.
+// Broker::CallbackService, except that FetchSegment and FetchCandidateSegment
+// are raw methods: they write serialized FetchSegmentResponse bytes
+// themselves (segment_wire.h), so the article is not copied into a protobuf
+// message. On the wire nothing changes. (Layered per method rather than raw
+// over CallbackService, whose typed overloads clang would report as hidden.)
+// A method added to broker.proto must be added here.
 using BrokerServiceBase = v1::Broker::WithRawCallbackMethod_FetchSegment<
-    v1::Broker::WithRawCallbackMethod_FetchCandidateSegment<v1::Broker::CallbackService>>;
+    v1::Broker::WithCallbackMethod_StatSegments<v1::Broker::WithCallbackMethod_OpenStreamSession<
+        v1::Broker::WithCallbackMethod_AcquireImportLease<v1::Broker::WithCallbackMethod_GetPoolStatus<
+            v1::Broker::WithCallbackMethod_TestProvider<
+                v1::Broker::WithRawCallbackMethod_FetchCandidateSegment<v1::Broker::Service>>>>>>>;
 
 class BrokerService final : public BrokerServiceBase {
  public:

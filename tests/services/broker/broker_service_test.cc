@@ -53,6 +53,15 @@ class BrokerServiceTest : public StormTest {
   std::unique_ptr<v1::Broker::Stub> stub_;
 };
 
+// BrokerServiceBase lists the callback layer of every method by hand; a
+// method missing from it would be served by a synchronous handler.
+TEST(BrokerServiceBaseTest, EveryMethodIsCallbackOrRaw) {
+  BrokerService service(nullptr);
+  EXPECT_FALSE(service.has_synchronous_methods());
+  EXPECT_FALSE(service.has_async_methods());
+  EXPECT_TRUE(service.has_callback_methods());
+}
+
 TEST_F(BrokerServiceTest, FetchSegmentStreamsMetadataThenBytes) {
   FakeNntpServer* server = StartServer();
   auto ids = Post({server}, 1, 700 * 1024);
