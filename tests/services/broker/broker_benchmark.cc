@@ -206,6 +206,14 @@ int64_t BrokerRound(RemoteEnv& env, uint32_t chunk_bytes) {
   return total.load();
 }
 
+// Every round fetches 128 whole articles; anything less is a failure, not a
+// slower result.
+bool RoundOk(benchmark::State& state, int64_t bytes, const char* what) {
+  if (bytes == 128 * kArticleBytes) return true;
+  state.SkipWithError(absl::StrCat(what, " round got ", bytes, " bytes, not 128 articles").c_str());
+  return false;
+}
+
 void SetCpuCounters(benchmark::State& state, const RemoteEnv& env, double cli0, double srv0, int64_t bytes) {
   const double gb = static_cast<double>(bytes) / 1e9;
   if (gb <= 0) return;
@@ -217,7 +225,11 @@ void BM_DirectNntp(benchmark::State& state) {
   RemoteEnv& env = GetRemote();
   const double cli0 = env.ClientCpu(), srv0 = env.ServerCpu();
   int64_t bytes = 0;
-  for (auto _ : state) bytes += DirectRound(env);
+  for (auto _ : state) {
+    const int64_t got = DirectRound(env);
+    if (!RoundOk(state, got, "direct")) break;
+    bytes += got;
+  }
   state.SetBytesProcessed(bytes);
   SetCpuCounters(state, env, cli0, srv0, bytes);
 }
@@ -238,7 +250,11 @@ void BM_BrokerFetchSegment(benchmark::State& state) {
   BrokerRound(env, chunk);  // warm the HTTP/2 connections and windows
   const double cli0 = env.ClientCpu(), srv0 = env.ServerCpu();
   int64_t bytes = 0;
-  for (auto _ : state) bytes += BrokerRound(env, chunk);
+  for (auto _ : state) {
+    const int64_t got = BrokerRound(env, chunk);
+    if (!RoundOk(state, got, "broker")) break;
+    bytes += got;
+  }
   state.SetBytesProcessed(bytes);
   SetCpuCounters(state, env, cli0, srv0, bytes);
 }
@@ -272,14 +288,17 @@ void BM_BrokerToDirect(benchmark::State& state) {
   for (auto _ : state) {
     const absl::Time t0 = absl::Now();
     const double c0 = cpu();
-    direct_bytes += DirectRound(env);
+    const int64_t direct_got = DirectRound(env);
     const absl::Time t1 = absl::Now();
     const double c1 = cpu();
-    broker_bytes += BrokerRound(env, chunk);
+    const int64_t broker_got = BrokerRound(env, chunk);
     broker_time += absl::Now() - t1;
     broker_cpu += cpu() - c1;
     direct_time += t1 - t0;
     direct_cpu += c1 - c0;
+    if (!RoundOk(state, direct_got, "direct") || !RoundOk(state, broker_got, "broker")) return;
+    direct_bytes += direct_got;
+    broker_bytes += broker_got;
   }
   const double direct = static_cast<double>(direct_bytes) / absl::ToDoubleSeconds(direct_time) / 1e9;
   const double broker = static_cast<double>(broker_bytes) / absl::ToDoubleSeconds(broker_time) / 1e9;
