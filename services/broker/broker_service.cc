@@ -124,20 +124,17 @@ class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   // The first message carries the metadata and the first chunk (a whole
   // 768 KB article with the default chunk size); the rest carry data only.
-  // The last message goes out with the status (OK, or DATA_LOSS after the
-  // bytes) in one batch: no OnWriteDone round trip and no separate write for
-  // the trailers.
   void WriteNext() {
     const size_t total = result_.data ? result_.data->size() : 0;
+    if (!first_pending_ && offset_ >= total) {
+      Finish(ToGrpcStatus(result_.status));  // OK, or DATA_LOSS after the bytes
+      return;
+    }
     const size_t n = std::min(chunk_, total - offset_);
     out_ = FetchSegmentResponseBuffer(first_pending_ ? &metadata_ : nullptr, result_.data, offset_, n);
     first_pending_ = false;
     offset_ += n;
-    if (offset_ >= total) {
-      StartWriteAndFinish(&out_, grpc::WriteOptions(), ToGrpcStatus(result_.status));
-    } else {
-      StartWrite(&out_);
-    }
+    StartWrite(&out_);
   }
 
   std::shared_ptr<Pool> keep_pool_;  // temporary pools only
