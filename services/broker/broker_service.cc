@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status/grpc_status.h"
+#include "services/broker/segment_wire.h"
 
 namespace nzbmesh::broker {
 
@@ -27,21 +28,24 @@ absl::Time DeadlineOf(grpc::CallbackServerContext* ctx) {
   return absl::FromChrono(d);
 }
 
-// FetchSegment: one article, streamed as metadata + data chunks.
-class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
+// FetchSegment: one article, streamed as metadata + data chunks. The reactor
+// writes raw FetchSegmentResponse bytes (segment_wire.h): every data chunk is
+// a slice over the pooled buffer the NNTP connection decoded into, so the
+// article is not copied between the decoder and the socket.
+class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  FetchReactor(Pool* pool, grpc::CallbackServerContext* ctx, const v1::FetchSegmentRequest* req) {
-    auto cls = FromProto(req->traffic_class());
+  FetchReactor(Pool* pool, grpc::CallbackServerContext* ctx, const v1::FetchSegmentRequest& req) {
+    auto cls = FromProto(req.traffic_class());
     if (!cls.ok()) {
       Finish(ToGrpcStatus(cls.status()));
       return;
     }
     FetchRequest fr;
-    fr.message_id = req->message_id();
+    fr.message_id = req.message_id();
     fr.traffic_class = *cls;
-    fr.session_id = req->stream_session_id();
-    fr.only_provider = req->provider();
-    Start(pool, ctx, std::move(fr), req->chunk_bytes());
+    fr.session_id = req.stream_session_id();
+    fr.only_provider = req.provider();
+    Start(pool, ctx, std::move(fr), req.chunk_bytes());
   }
 
   // FetchCandidateSegment: the same stream from a temporary pool, which the
@@ -83,7 +87,6 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
   }
 
   void OnDone() override {
-    if (lent_) first_.mutable_data()->swap(*result_.data);
     if (self_) {
       absl::MutexLock lock(&self_->mu);
       self_->reactor = nullptr;
@@ -104,67 +107,54 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::FetchSegmentResponse> {
       Finish(ToGrpcStatus(s));
       return;
     }
-    auto* md = first_.mutable_metadata();
     const auto& h = result_.info.header;
-    md->set_name(h.name);
-    md->set_part(h.part);
-    md->set_total_parts(h.total);
-    md->set_begin(h.begin);
-    md->set_end(h.end);
-    md->set_file_size(h.size);
-    md->set_decoded_size(result_.data ? static_cast<int64_t>(result_.data->size()) : 0);
-    md->set_crc32(result_.info.crc32);
-    md->set_crc_verified(result_.info.crc_checked && s.ok());
-    md->set_provider(result_.provider);
+    metadata_.set_name(h.name);
+    metadata_.set_part(h.part);
+    metadata_.set_total_parts(h.total);
+    metadata_.set_begin(h.begin);
+    metadata_.set_end(h.end);
+    metadata_.set_file_size(h.size);
+    metadata_.set_decoded_size(result_.data ? static_cast<int64_t>(result_.data->size()) : 0);
+    metadata_.set_crc32(result_.info.crc32);
+    metadata_.set_crc_verified(result_.info.crc_checked && s.ok());
+    metadata_.set_provider(result_.provider);
     first_pending_ = true;
     WriteNext();
   }
 
+  // The first message carries the metadata and the first chunk (a whole
+  // 768 KB article with the default chunk size); the rest carry data only.
   void WriteNext() {
     const size_t total = result_.data ? result_.data->size() : 0;
-    if (first_pending_) {
-      first_pending_ = false;
-      // The first message carries metadata and the first chunk. When the
-      // whole article fits, the pooled buffer itself is lent to the message
-      // (swap, no copy) and taken back once the write is done.
-      if (total > 0 && total <= chunk_) {
-        first_.mutable_data()->swap(*result_.data);
-        lent_ = true;
-        offset_ = total;
-      } else {
-        const size_t n = std::min(chunk_, total);
-        if (n > 0) first_.set_data(result_.data->data(), n);
-        offset_ = n;
-      }
-      StartWrite(&first_);
-      return;
-    }
-    if (lent_) {
-      lent_ = false;
-      first_.mutable_data()->swap(*result_.data);  // back to the pool with the buffer
-    }
-    if (offset_ >= total) {
+    if (!first_pending_ && offset_ >= total) {
       Finish(ToGrpcStatus(result_.status));  // OK, or DATA_LOSS after the bytes
       return;
     }
     const size_t n = std::min(chunk_, total - offset_);
-    next_.Clear();
-    next_.set_data(result_.data->data() + offset_, n);
+    out_ = FetchSegmentResponseBuffer(first_pending_ ? &metadata_ : nullptr, result_.data, offset_, n);
+    first_pending_ = false;
     offset_ += n;
-    StartWrite(&next_);
+    StartWrite(&out_);
   }
 
   std::shared_ptr<Pool> keep_pool_;  // temporary pools only
   std::shared_ptr<Shared> self_;
   std::shared_ptr<FetchOp> op_;
   FetchResult result_;
-  v1::FetchSegmentResponse first_, next_;
+  v1::SegmentMetadata metadata_;
+  grpc::ByteBuffer out_;  // the message being written; references result_.data
   static constexpr size_t kDefaultChunk = 1 << 20;  // a whole 768 KB article in one message
   bool first_pending_ = false;
-  bool lent_ = false;
   size_t offset_ = 0;
   size_t chunk_ = kDefaultChunk;
 };
+
+// The request of a raw (ByteBuffer) method; false if it does not parse.
+template <typename Message>
+bool ParseRequest(const grpc::ByteBuffer* raw, Message* out) {
+  grpc::ByteBuffer copy(*raw);  // Deserialize consumes its input; this copies slice references only
+  return grpc::SerializationTraits<Message>::Deserialize(&copy, out).ok();
+}
 
 // StatSegments: one STAT per id through the scheduler; results as they come.
 class StatReactor : public grpc::ServerWriteReactor<v1::StatSegmentsResponse> {
@@ -368,21 +358,27 @@ class LeaseReactor : public grpc::ServerWriteReactor<v1::ImportLeaseEvent>, publ
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::FetchSegmentResponse>* BrokerService::FetchSegment(grpc::CallbackServerContext* ctx,
-                                                                                const v1::FetchSegmentRequest* req) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerService::FetchSegment(grpc::CallbackServerContext* ctx,
+                                                                        const grpc::ByteBuffer* raw) {
+  v1::FetchSegmentRequest req;
+  if (!ParseRequest(raw, &req)) return new FetchReactor(absl::InvalidArgumentError("malformed FetchSegmentRequest"));
   return new FetchReactor(pool_, ctx, req);
 }
 
-grpc::ServerWriteReactor<v1::FetchSegmentResponse>* BrokerService::FetchCandidateSegment(
-    grpc::CallbackServerContext* ctx, const v1::FetchCandidateSegmentRequest* req) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerService::FetchCandidateSegment(grpc::CallbackServerContext* ctx,
+                                                                                 const grpc::ByteBuffer* raw) {
+  v1::FetchCandidateSegmentRequest req;
+  if (!ParseRequest(raw, &req)) {
+    return new FetchReactor(absl::InvalidArgumentError("malformed FetchCandidateSegmentRequest"));
+  }
   if (candidates_ == nullptr) {
     return new FetchReactor(absl::UnimplementedError("this broker has no candidate pools"));
   }
-  auto options = FromProto(req->provider());
+  auto options = FromProto(req.provider());
   if (!options.ok()) return new FetchReactor(options.status());
   auto pool = candidates_->Acquire(*options);
   if (!pool.ok()) return new FetchReactor(pool.status());
-  return new FetchReactor(std::move(*pool), ctx, req->message_id(), req->chunk_bytes());
+  return new FetchReactor(std::move(*pool), ctx, req.message_id(), req.chunk_bytes());
 }
 
 absl::StatusOr<ProviderOptions> FromProto(const v1::ProviderConfig& p) {

@@ -13,7 +13,19 @@
 
 namespace nzbmesh::broker {
 
-class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService {
+// Broker::CallbackService, except that FetchSegment and FetchCandidateSegment
+// are raw methods: they write serialized FetchSegmentResponse bytes
+// themselves (segment_wire.h), so the article is not copied into a protobuf
+// message. On the wire nothing changes. (Layered per method rather than raw
+// over CallbackService, whose typed overloads clang would report as hidden.)
+// A method added to broker.proto must be added here.
+using BrokerServiceBase = v1::Broker::WithRawCallbackMethod_FetchSegment<
+    v1::Broker::WithCallbackMethod_StatSegments<v1::Broker::WithCallbackMethod_OpenStreamSession<
+        v1::Broker::WithCallbackMethod_AcquireImportLease<v1::Broker::WithCallbackMethod_GetPoolStatus<
+            v1::Broker::WithCallbackMethod_TestProvider<
+                v1::Broker::WithRawCallbackMethod_FetchCandidateSegment<v1::Broker::Service>>>>>>>;
+
+class BrokerService final : public BrokerServiceBase {
  public:
   // `pool` (and `candidates`, which may be null: FetchCandidateSegment is then
   // UNIMPLEMENTED) must outlive the service.
@@ -23,8 +35,8 @@ class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService 
   // the grace period is not spent on calls that never end by themselves).
   void EndLongLivedCalls();
 
-  grpc::ServerWriteReactor<v1::FetchSegmentResponse>* FetchSegment(grpc::CallbackServerContext* ctx,
-                                                                   const v1::FetchSegmentRequest* req) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* FetchSegment(grpc::CallbackServerContext* ctx,
+                                                          const grpc::ByteBuffer* request) override;
   grpc::ServerWriteReactor<v1::StatSegmentsResponse>* StatSegments(grpc::CallbackServerContext* ctx,
                                                                    const v1::StatSegmentsRequest* req) override;
   grpc::ServerWriteReactor<v1::StreamSessionEvent>* OpenStreamSession(grpc::CallbackServerContext* ctx,
@@ -33,8 +45,8 @@ class BrokerService final : public nzbmesh::broker::v1::Broker::CallbackService 
                                                                      const v1::AcquireImportLeaseRequest* req) override;
   grpc::ServerUnaryReactor* GetPoolStatus(grpc::CallbackServerContext* ctx, const v1::GetPoolStatusRequest* req,
                                           v1::PoolStatus* resp) override;
-  grpc::ServerWriteReactor<v1::FetchSegmentResponse>* FetchCandidateSegment(
-      grpc::CallbackServerContext* ctx, const v1::FetchCandidateSegmentRequest* req) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* FetchCandidateSegment(grpc::CallbackServerContext* ctx,
+                                                                   const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* TestProvider(grpc::CallbackServerContext* ctx, const v1::TestProviderRequest* req,
                                          v1::TestProviderResponse* resp) override;
 

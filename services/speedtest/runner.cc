@@ -177,10 +177,13 @@ void Worker(bv1::Broker::StubInterface* broker, const RunSpec& spec, RunState* s
     }
     absl::Status s = FromGrpcStatus(reader->Finish());
     if (s.code() == absl::StatusCode::kDataLoss) s = absl::OkStatus();  // bytes arrived; CRC is the broker's concern
-    // The last chunk can arrive just before the run's end cancels the call
-    // (the byte budget it completed is what ended the run): the article is
-    // whole, so it counts, whatever status the cancelled call reports.
-    if (!s.ok() && expected >= 0 && received == expected) s = absl::OkStatus();
+    // The run's end (byte budget reached by these very bytes, or time) may
+    // cancel the call after its last byte arrived but before its status: the
+    // article was transferred whole and counts.
+    if ((s.code() == absl::StatusCode::kCancelled || s.code() == absl::StatusCode::kDeadlineExceeded) &&
+        expected >= 0 && received == expected && state->Over(cancel)) {
+      s = absl::OkStatus();
+    }
     state->Finished(&ctx, s, counted, ttfb);
   }
 }
