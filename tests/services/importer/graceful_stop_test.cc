@@ -106,6 +106,7 @@ TEST_F(GracefulStopTest, StopDuringAFirstSegmentFetchRequeuesTheJobUncounted) {
   a->workers->Stop();
   const absl::Duration took = absl::Now() - start;
   EXPECT_LT(took, absl::Seconds(5)) << "Stop() took " << took;
+  RecordProperty("stop_ms", absl::StrCat(absl::ToInt64Milliseconds(took)));  // in test.xml, for the record
 
   // Given back by the worker itself (an expired claim would have kept the
   // attempt and said "stopped heartbeating").
@@ -149,6 +150,7 @@ TEST_F(GracefulStopTest, StopDuringImportLeaseWaitsReturnsPromptly) {
   a->workers->Stop();
   const absl::Duration took = absl::Now() - start;
   EXPECT_LT(took, absl::Seconds(5)) << "Stop() took " << took;
+  RecordProperty("stop_ms", absl::StrCat(absl::ToInt64Milliseconds(took)));  // in test.xml, for the record
   EXPECT_TRUE(WaitUntil([&] { return pool_->GetUsage().leases_waiting == 0; })) << "a lease request was left waiting";
   EXPECT_EQ(pool_->GetUsage().leases_held, 16);
   const JobRecord j = Job(r.job_id);
@@ -179,6 +181,7 @@ TEST_F(GracefulStopTest, SigtermedImporterProcessRequeuesItsJobForAnother) {
   const absl::Duration took = absl::Now() - start;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << victim->Log();
   EXPECT_LT(took, absl::Seconds(8)) << "exit took " << took << "\n" << victim->Log();
+  RecordProperty("exit_ms", absl::StrCat(absl::ToInt64Milliseconds(took)));
 
   const JobRecord after = Job(r.job_id);
   EXPECT_EQ(after.state, JobState::kQueued) << after.message;
