@@ -187,7 +187,10 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
     auto released = store_->ReleaseJob(job.id, owner, job.attempts,
                                        absl::StrCat("importer ", owner, " stopped during the job; requeued"));
     if (metrics_) metrics_->jobs_finished.Add({{"result", "requeued"}, {"reason", ""}}).Increment();
-    if (!released.ok()) {
+    if (absl::IsFailedPrecondition(released.status())) {
+      // Cancelled through the API (or re-claimed) before the heartbeat saw it.
+      log::Info("job abandoned on stop (cancelled or re-claimed)", {{"job", job.id}});
+    } else if (!released.ok()) {
       // The claim expires and the janitor of another importer requeues it.
       log::Warning("cannot give the job back on stop", {{"job", job.id}, {"error", released.status().ToString()}});
     } else {

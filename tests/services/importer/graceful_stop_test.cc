@@ -131,6 +131,35 @@ TEST_F(GracefulStopTest, StopDuringAFirstSegmentFetchRequeuesTheJobUncounted) {
   ExpectImportedExactlyOnce("Stopped", files, "gs");
 }
 
+// The same during the STAT sample (the job's first broker call): held at
+// the gate, cancelled by Stop(), the job requeued uncounted.
+TEST_F(GracefulStopTest, StopDuringTheStatSampleRequeuesTheJobUncounted) {
+  auto files = PostRelease("ss");
+  FakeNntpServer::Gate* gate = nntp_->AddGate("");  // every article command
+  ImporterInstance* a = StartInstance(FastWorkers("sampler", 1));
+  SubmitResult r = Submit(MakeNzb(files), "Sampled.nzb");
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() > 0; }, absl::Seconds(60)));
+  for (const auto& c : nntp_->command_log()) {
+    if (!c.message_id.empty()) {
+      ASSERT_EQ(c.command, "STAT") << "the job went past its STAT sample";
+    }
+  }
+  ASSERT_EQ(Job(r.job_id).state, JobState::kRunning);
+
+  const absl::Time start = absl::Now();
+  a->workers->Stop();
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_LT(took, absl::Seconds(5)) << "Stop() took " << took;
+  RecordProperty("stop_ms", absl::StrCat(absl::ToInt64Milliseconds(took)));
+  const JobRecord after = Job(r.job_id);
+  EXPECT_EQ(after.state, JobState::kQueued);
+  EXPECT_EQ(after.attempts, 0);
+  EXPECT_THAT(after.message, HasSubstr("stopped during the job"));
+  EXPECT_TRUE(store_->ListDirectory("/")->empty());
+  EXPECT_TRUE(WaitUntil([&] { return pool_->GetUsage().leases_held == 0; })) << "the import lease was kept";
+  gate->ReleaseAll();
+}
+
 // Stop() while the workers wait for an import lease the broker cannot grant
 // (every lease is held elsewhere) ends the waits at once; nothing is claimed.
 TEST_F(GracefulStopTest, StopDuringImportLeaseWaitsReturnsPromptly) {
