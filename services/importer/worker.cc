@@ -186,7 +186,8 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
     // the attempt uncounted, instead of waiting out its claim.
     auto released = store_->ReleaseJob(job.id, owner, job.attempts,
                                        absl::StrCat("importer ", owner, " stopped during the job; requeued"));
-    if (metrics_) metrics_->jobs_finished.Add({{"result", "requeued"}, {"reason", ""}}).Increment();
+    const char* outcome = released.ok() ? "requeued" : "abandoned";
+    if (metrics_) metrics_->jobs_finished.Add({{"result", outcome}, {"reason", ""}}).Increment();
     if (absl::IsFailedPrecondition(released.status())) {
       // Cancelled through the API (or re-claimed) before the heartbeat saw it.
       log::Info("job abandoned on stop (cancelled or re-claimed)", {{"job", job.id}});
