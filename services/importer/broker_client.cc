@@ -1,7 +1,5 @@
 #include "services/importer/broker_client.h"
 
-#include <set>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -32,22 +30,21 @@ class GrpcBrokerClient : public BrokerClient {
  public:
   explicit GrpcBrokerClient(std::shared_ptr<grpc::Channel> channel) : stub_(v1::Broker::NewStub(channel)) {}
 
-  absl::StatusOr<std::unique_ptr<ImportLease>> AcquireImportLease(const std::string& holder) override {
+  absl::StatusOr<std::unique_ptr<ImportLease>> AcquireImportLease(const std::string& holder,
+                                                                  CallCanceller* cancel) override {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    {
-      absl::MutexLock lock(&mu_);
-      if (shutdown_) return absl::CancelledError("importer is shutting down");
-      waiting_.insert(ctx.get());
+    grpc::ClientContext* raw = ctx.get();
+    if (cancel != nullptr && !cancel->Register(raw, [raw] { raw->TryCancel(); })) {
+      return absl::CancelledError("broker call cancelled before it started");
     }
     v1::AcquireImportLeaseRequest req;
     req.set_holder(holder);
-    auto reader = stub_->AcquireImportLease(ctx.get(), req);
+    auto reader = stub_->AcquireImportLease(raw, req);
     v1::ImportLeaseEvent ev;
     const bool got = reader->Read(&ev);
-    {
-      absl::MutexLock lock(&mu_);
-      waiting_.erase(ctx.get());
-    }
+    // From here on a Cancel() no longer touches the call: a granted lease is
+    // released by destroying it, not by the canceller.
+    if (cancel != nullptr) cancel->Unregister(raw);
     if (!got || !ev.granted()) {
       ctx->TryCancel();
       grpc::Status st = reader->Finish();
@@ -69,9 +66,21 @@ class GrpcBrokerClient : public BrokerClient {
     return result;
   }
 
-  absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline) override {
+  absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline,
+                                            CallCanceller* cancel) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(ToChrono(deadline));
+    if (cancel != nullptr && !cancel->Register(&ctx, [&ctx] { ctx.TryCancel(); })) {
+      return absl::CancelledError("broker call cancelled before it started");
+    }
+    auto result = Fetch(ctx, id, cls);
+    if (cancel != nullptr) cancel->Unregister(&ctx);
+    return result;
+  }
+
+ private:
+  // The FetchSegment call on `ctx`.
+  absl::StatusOr<SegmentData> Fetch(grpc::ClientContext& ctx, const std::string& id, BrokerClass cls) {
     v1::FetchSegmentRequest req;
     req.set_message_id(id);
     req.set_traffic_class(cls);
@@ -97,13 +106,6 @@ class GrpcBrokerClient : public BrokerClient {
     return out;
   }
 
-  void Shutdown() override {
-    absl::MutexLock lock(&mu_);
-    shutdown_ = true;
-    for (grpc::ClientContext* c : waiting_) c->TryCancel();
-  }
-
- private:
   // The StatSegments call on `ctx`.
   absl::StatusOr<std::vector<StatResult>> Stat(grpc::ClientContext& ctx, const std::vector<std::string>& ids,
                                                BrokerClass cls) {
@@ -120,9 +122,6 @@ class GrpcBrokerClient : public BrokerClient {
   }
 
   std::unique_ptr<v1::Broker::Stub> stub_;
-  absl::Mutex mu_;  // protects waiting_ and shutdown_
-  std::set<grpc::ClientContext*> waiting_ ABSL_GUARDED_BY(mu_);
-  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 GrpcLease::~GrpcLease() {

@@ -1,8 +1,10 @@
 // BrokerClient: the importer's view of the broker (the seam that tests can
 // replace). The gRPC implementation speaks nzbmesh.broker.v1.Broker.
 //
-// Threading: thread-safe; every call blocks the calling thread. Shutdown()
-// cancels calls that are waiting (lease waits), so workers can stop.
+// Threading: thread-safe; every call blocks the calling thread. Every call
+// takes a CallCanceller (nullable) through which another thread ends it
+// early with CANCELLED: that is how Stop() of a worker pool or health sweep
+// ends the broker calls its threads are blocked in.
 #ifndef NZBMESH_SERVICES_IMPORTER_BROKER_CLIENT_H_
 #define NZBMESH_SERVICES_IMPORTER_BROKER_CLIENT_H_
 
@@ -40,8 +42,9 @@ struct SegmentData {
   std::string data;          // decoded bytes
 };
 
-// Lets one thread cancel the broker calls another thread makes with it (a
-// background loop's Stop() ending the call its thread is blocked in).
+// Lets one thread cancel the broker calls other threads make with it (a
+// background loop's Stop() ending the calls its threads are blocked in; one
+// canceller may serve any number of threads and calls at once).
 // Cancel() is final: calls started afterwards fail at once with CANCELLED.
 // Thread-safe.
 class CallCanceller {
@@ -71,17 +74,20 @@ class BrokerClient {
  public:
   virtual ~BrokerClient() = default;
   // Blocks until the broker grants an import lease. UNAVAILABLE when the
-  // broker cannot be reached; CANCELLED after Shutdown().
-  virtual absl::StatusOr<std::unique_ptr<ImportLease>> AcquireImportLease(const std::string& holder) = 0;
+  // broker cannot be reached; CANCELLED when `cancel` (nullable) is or gets
+  // cancelled. The lease itself outlives `cancel`'s Cancel(): destroying it
+  // is what releases it.
+  virtual absl::StatusOr<std::unique_ptr<ImportLease>> AcquireImportLease(const std::string& holder,
+                                                                          CallCanceller* cancel) = 0;
   // STATs the ids (results in any order, one per id). `cancel` (nullable)
   // ends the call early with CANCELLED.
   virtual absl::StatusOr<std::vector<StatResult>> StatSegments(const std::vector<std::string>& ids, BrokerClass cls,
                                                                absl::Time deadline, CallCanceller* cancel) = 0;
   // Fetches one article. NOT_FOUND: missing everywhere; DATA_LOSS: CRC
   // mismatch; UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED: transient.
-  virtual absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline) = 0;
-  // Cancels pending lease waits; later waits fail with CANCELLED.
-  virtual void Shutdown() = 0;
+  // `cancel` (nullable) ends the call early with CANCELLED.
+  virtual absl::StatusOr<SegmentData> FetchSegment(const std::string& id, BrokerClass cls, absl::Time deadline,
+                                                   CallCanceller* cancel) = 0;
 };
 
 std::unique_ptr<BrokerClient> MakeGrpcBrokerClient(std::shared_ptr<grpc::Channel> channel);

@@ -2,8 +2,10 @@
 // PostgreSQL.
 //   importer --config=nzbmesh.yaml
 // Several importers may share one database (jobs are claimed with
-// FOR UPDATE SKIP LOCKED). SIGTERM: stop claiming, requeue running jobs,
-// drain gRPC calls for shutdown_grace.
+// FOR UPDATE SKIP LOCKED). SIGTERM: first stop the watch folder, the health
+// sweep and the workers (their broker calls are cancelled at once, running
+// jobs go back to the queue uncounted, leases are released: see WorkerPool),
+// then drain gRPC calls for shutdown_grace, and exit 0.
 #include <signal.h>
 
 #include "common/config/config.h"
@@ -81,9 +83,14 @@ int main(int argc, char** argv) {
   health.Start();
   if (watch) watch->Start();
 
+  // Before the gRPC drain, so no job is claimed or left running during it.
+  auto stop_background = [&] {
+    if (watch) watch->Stop();
+    health.Stop();
+    workers.Stop();
+  };
+  (*sm)->OnShutdown(stop_background);
   (*sm)->WaitForTermination();
-  if (watch) watch->Stop();
-  health.Stop();
-  workers.Stop();
+  stop_background();  // idempotent; covers a shutdown that ran no hooks
   return 0;
 }

@@ -220,13 +220,15 @@ ImportPipeline::ImportPipeline(BrokerClient* broker, PipelineOptions options, Im
 
 absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std::string& nzb_xml,
                                                 const std::atomic<bool>& cancelled,
-                                                const std::function<void(double)>& progress) {
+                                                const std::function<void(double)>& progress,
+                                                CallCanceller* calls) {
   const int width = std::max(1, options_.fetch_concurrency);
   auto deadline = [&] { return absl::Now() + options_.call_timeout; };
   auto report = [&](double p) {
     if (progress) progress(p);
   };
   auto check_cancel = [&]() -> absl::Status {
+    if (calls != nullptr && calls->cancelled()) return absl::CancelledError("broker calls cancelled");
     return cancelled.load() ? absl::CancelledError("job cancelled") : absl::OkStatus();
   };
 
@@ -285,7 +287,7 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
         ids.push_back(files[fi].nzb->segments[si].message_id);
         where[ids.back()] = {fi, si};
       }
-      auto res = broker_->StatSegments(ids, nzbmesh::broker::v1::IMPORT, deadline(), nullptr);
+      auto res = broker_->StatSegments(ids, nzbmesh::broker::v1::IMPORT, deadline(), calls);
       if (!res.ok()) {
         FailureClass c = ClassifyFailure(res.status());
         return ImportFailure(c.reason == FailureReason::kMissingArticles ? FailureReason::kProviderUnavailable : c.reason,
@@ -324,7 +326,7 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
   NZB_RETURN_IF_ERROR(ParallelFor(static_cast<int>(files.size()), width, cancelled, [&](int i) -> absl::Status {
     FileState& f = files[i];
     const std::string& id = f.nzb->segments[0].message_id;
-    auto seg = broker_->FetchSegment(id, nzbmesh::broker::v1::IMPORT, deadline());
+    auto seg = broker_->FetchSegment(id, nzbmesh::broker::v1::IMPORT, deadline(), calls);
     if (metrics_) metrics_->segments_fetched.Increment();
     if (!seg.ok()) {
       if (seg.status().code() == absl::StatusCode::kNotFound || seg.status().code() == absl::StatusCode::kDataLoss) {
@@ -391,7 +393,7 @@ absl::StatusOr<ReleasePlan> ImportPipeline::Run(const JobRecord& job, const std:
         auto it = f.cached.find(s);
         if (it == f.cached.end()) {
           NZB_RETURN_IF_ERROR(check_cancel());
-          auto seg = broker_->FetchSegment(f.segments[s].message_id, nzbmesh::broker::v1::IMPORT, deadline());
+          auto seg = broker_->FetchSegment(f.segments[s].message_id, nzbmesh::broker::v1::IMPORT, deadline(), calls);
           if (metrics_) metrics_->segments_fetched.Increment();
           if (!seg.ok()) {
             return WithContext(seg.status(), absl::StrCat("fetching article <", f.segments[s].message_id, "> of ",

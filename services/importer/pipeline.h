@@ -77,9 +77,13 @@ class ImportPipeline {
 
   // Runs the analysis of one job. `cancelled` is polled between steps and
   // between fetches (CANCELLED when set); `progress` (0..1) may be null.
+  // Every broker call is made with `calls` (nullable): its Cancel() ends the
+  // calls in flight at once (they fail, so Run() returns an error) instead of
+  // leaving them to their call_timeout.
   absl::StatusOr<ReleasePlan> Run(const JobRecord& job, const std::string& nzb_xml,
                                   const std::atomic<bool>& cancelled,
-                                  const std::function<void(double)>& progress = nullptr);
+                                  const std::function<void(double)>& progress = nullptr,
+                                  CallCanceller* calls = nullptr);
 
   const PipelineOptions& options() const { return options_; }
 

@@ -725,6 +725,29 @@ absl::StatusOr<JobRecord> Store::FailJob(int64_t job_id, const std::string& owne
   return job;
 }
 
+absl::StatusOr<JobRecord> Store::ReleaseJob(int64_t job_id, const std::string& owner, int attempt,
+                                            const std::string& message) {
+  JobRecord job;
+  NZB_RETURN_IF_ERROR(Run("release_job", [&](Conn& c) {
+    pqxx::work w(c);
+    pqxx::result r = w.exec_params(
+        absl::StrCat("WITH u AS (UPDATE jobs SET state = 'queued', attempts = attempts - 1, owner = '', "
+                     "  progress = 0, message = $4, updated_at = now(), next_attempt_at = now() "
+                     "WHERE id = $1 AND owner = $2 AND attempts = $3 AND state = 'running' RETURNING *) "
+                     "SELECT ",
+                     kJobColumns, " FROM u j JOIN nzbs n ON n.id = j.nzb_id"),
+        job_id, owner, attempt, message);
+    if (r.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " attempt ", attempt, " is no longer held by ", owner));
+    }
+    job = JobFromRow(r[0]);
+    w.commit();
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
 absl::StatusOr<std::string> Store::CompleteJob(int64_t job_id, const std::string& owner, int attempt,
                                                const ReleasePlan& plan) {
   std::string release_path;

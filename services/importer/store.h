@@ -254,6 +254,14 @@ class Store {
   // the attempt is no longer this worker's.
   absl::StatusOr<JobRecord> FailJob(int64_t job_id, const std::string& owner, int attempt, FailureReason reason,
                                     const std::string& message, bool transient, absl::Duration backoff);
+  // Gives this worker's running attempt back to the queue as if it had never
+  // been claimed: QUEUED, due now, attempts decremented (an interrupted
+  // attempt is not a failure and does not use up max_attempts), owner and
+  // progress cleared, `message` recorded; the reason of an earlier failed
+  // attempt is kept. For a worker that stops mid-job. FAILED_PRECONDITION
+  // when the attempt is no longer this worker's (nothing changes then).
+  absl::StatusOr<JobRecord> ReleaseJob(int64_t job_id, const std::string& owner, int attempt,
+                                       const std::string& message);
   // Writes the release and marks the job COMPLETED in ONE transaction, only
   // if the attempt is still this worker's (else FAILED_PRECONDITION and
   // nothing is written). Returns the catalog path "/<category>/<release>".

@@ -41,7 +41,9 @@ void WorkerPool::Start() {
 
 void WorkerPool::Stop() {
   stopping_.store(true);
-  broker_->Shutdown();  // unblocks workers waiting for a lease
+  // Every broker call of every worker (lease waits, STAT samples, fetches)
+  // returns CANCELLED now; later calls fail at once.
+  calls_.Cancel();
   Wake();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
@@ -101,13 +103,14 @@ void WorkerPool::WorkerLoop(int index) {
       continue;
     }
     // The lease first: the broker gates whole jobs, not wire calls.
-    auto lease = broker_->AcquireImportLease(owner);
+    auto lease = broker_->AcquireImportLease(owner, &calls_);
     if (!lease.ok()) {
       if (stopping_.load()) break;
       log::Warning("import lease refused; retrying", {{"error", lease.status().ToString()}});
       if (!Idle(options_.broker_retry_delay)) break;
       continue;
     }
+    if (stopping_.load()) break;  // granted as Stop() began; released on the way out
     auto claimed = store_->ClaimJob(owner, options_.heartbeat_timeout);
     if (!claimed.ok()) {
       log::Warning("cannot claim a job", {{"error", claimed.status().ToString()}});
@@ -137,19 +140,13 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
       if (!s.ok()) log::Warning("heartbeat failed", {{"job", job.id}, {"error", s.ToString()}});
     }
   });
-  // Stop() cancels the running job too.
-  std::thread stop_watch([&] {
-    while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
-      if (stopping_.load()) {
-        cancelled.store(true);
-        return;
-      }
-    }
-  });
-  auto plan = pipeline_->Run(job, claimed.nzb, cancelled, [&](double p) { progress.store(p); });
+  auto plan = pipeline_->Run(
+      job, claimed.nzb, cancelled, [&](double p) { progress.store(p); }, &calls_);
   absl::Status result;
   std::string path;
-  if (plan.ok() && !cancelled.load()) {
+  if (plan.ok()) {
+    // Also when stopping: the analysis is done and writing it is one short
+    // transaction. A job cancelled or re-claimed meanwhile is refused here.
     auto p = store_->CompleteJob(job.id, owner, job.attempts, *plan);
     if (p.ok()) {
       path = *p;
@@ -157,11 +154,10 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
       result = p.status();
     }
   } else {
-    result = plan.ok() ? absl::CancelledError("job cancelled") : plan.status();
+    result = plan.status();
   }
   done.Notify();
   heartbeat.join();
-  stop_watch.join();
   attempts_finished_.fetch_add(1);
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   if (metrics_) metrics_->job_duration.Observe(secs);
@@ -184,14 +180,29 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
     log::Info("job abandoned (cancelled or re-claimed)", {{"job", job.id}, {"detail", result.ToString()}});
     return;
   }
-  FailureClass c = ClassifyFailure(result);
-  std::string message(result.message());
-  absl::Duration backoff = options_.retry_backoff;
-  if (absl::IsCancelled(result) && stopping_.load()) {
-    c = {FailureReason::kInternal, true};
-    message = "importer shut down during the job; requeued";
-    backoff = absl::ZeroDuration();
+  if (stopping_.load()) {
+    // Stop() cut the attempt short (its broker calls were cancelled, so
+    // whatever failed may be that): the job goes back to the queue at once,
+    // the attempt uncounted, instead of waiting out its claim.
+    auto released = store_->ReleaseJob(job.id, owner, job.attempts,
+                                       absl::StrCat("importer ", owner, " stopped during the job; requeued"));
+    const char* outcome = released.ok() ? "requeued" : "abandoned";
+    if (metrics_) metrics_->jobs_finished.Add({{"result", outcome}, {"reason", ""}}).Increment();
+    if (absl::IsFailedPrecondition(released.status())) {
+      // Cancelled through the API (or re-claimed) before the heartbeat saw it.
+      log::Info("job abandoned on stop (cancelled or re-claimed)", {{"job", job.id}});
+    } else if (!released.ok()) {
+      // The claim expires and the janitor of another importer requeues it.
+      log::Warning("cannot give the job back on stop", {{"job", job.id}, {"error", released.status().ToString()}});
+    } else {
+      log::Info("job requeued on stop",
+                {{"job", job.id}, {"attempts", released->attempts}, {"detail", result.ToString()}});
+    }
+    return;
   }
+  FailureClass c = ClassifyFailure(result);
+  const std::string message(result.message());
+  const absl::Duration backoff = options_.retry_backoff;
   auto failed = store_->FailJob(job.id, owner, job.attempts, c.reason, message, c.transient, backoff);
   const bool requeued = failed.ok() && failed->state == JobState::kQueued;
   if (metrics_) {

@@ -10,6 +10,15 @@
 // re-claimed stops the pipeline. A janitor thread requeues jobs whose claims
 // expired because their worker died (M2) and refreshes the jobs gauge.
 //
+// Stop contract (SIGTERM): Stop() cancels, through one CallCanceller, every
+// broker call of every worker at once (lease waits, STAT samples, fetches),
+// so no worker waits out a call_timeout. A job whose pipeline then fails is
+// given back with Store::ReleaseJob (QUEUED, due now, the attempt not
+// counted); a job whose analysis had already finished is still completed.
+// Nothing partial reaches the catalog (it is written only by CompleteJob, in
+// one transaction). Each worker then drops its import lease, which the broker
+// frees at once, and exits; Stop() returns once all threads joined.
+//
 // Threads: `workers` worker threads, one heartbeat thread per running job,
 // one janitor thread. All block on the database or the broker; none holds mu_
 // while doing so.
@@ -58,7 +67,8 @@ class WorkerPool {
   ~WorkerPool();  // Stop()
 
   void Start();
-  // Stops claiming, cancels running jobs (requeued at once) and joins.
+  // Stops claiming, cancels running jobs (requeued at once, attempts not
+  // counted; see the stop contract above), releases the leases and joins.
   // Idempotent.
   void Stop();
   // A job was queued: idle workers look now instead of at the next poll.
@@ -83,6 +93,8 @@ class WorkerPool {
   std::string owner_;
 
   std::atomic<bool> stopping_{false};
+  // Every broker call of the workers is made with it; Stop() cancels it.
+  CallCanceller calls_;
   std::atomic<int64_t> attempts_finished_{0};
   absl::Mutex mu_;  // protects wake_seq_ and started_
   int64_t wake_seq_ ABSL_GUARDED_BY(mu_) = 0;

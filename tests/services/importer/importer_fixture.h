@@ -188,6 +188,7 @@ class ImporterFixture : public ::testing::Test {
     o.max_concurrent_imports = max_imports;
     o.max_concurrent_imports_while_streaming = max_imports;
     o.random_seed = 42;
+    TuneBroker(o);
     auto pool = broker::Pool::Create(o, &broker_registry_);
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = std::move(*pool);
@@ -201,6 +202,9 @@ class ImporterFixture : public ::testing::Test {
     broker_main_ = std::move(*sm);
     broker_target_ = absl::StrCat("127.0.0.1:", broker_main_->grpc_port());
   }
+
+  // Lets a test change the broker's options before it starts (SetUp).
+  virtual void TuneBroker(broker::PoolOptions& /*options*/) {}
 
   std::unique_ptr<BrokerClient> NewBrokerClient() {
     auto ch = MakeChannel(broker_target_, {});
@@ -299,7 +303,7 @@ class ImporterFixture : public ::testing::Test {
   std::string ReadThroughBroker(const FileLayoutRecord& l) {
     auto client = NewBrokerClient();
     auto fetch = [&](const std::string& id) {
-      auto seg = client->FetchSegment(id, nzbmesh::broker::v1::STREAM, absl::Now() + absl::Seconds(30));
+      auto seg = client->FetchSegment(id, nzbmesh::broker::v1::STREAM, absl::Now() + absl::Seconds(30), nullptr);
       EXPECT_TRUE(seg.ok()) << id << ": " << seg.status();
       return seg.ok() ? seg->data : std::string();
     };

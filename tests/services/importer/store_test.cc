@@ -267,6 +267,45 @@ TEST_F(StoreTest, CompleteByAWorkerThatLostTheJobWritesNothing) {
   EXPECT_EQ(store->GetJob(job.job.id)->state, JobState::kRunning);
 }
 
+// ReleaseJob (a worker stopping mid-job) puts the attempt back as if it had
+// never been claimed: QUEUED, due now, attempts as before the claim, even on
+// the last allowed attempt; only the attempt's own worker can do it.
+TEST_F(StoreTest, ReleasedAttemptIsRequeuedUncountedAndOnlyByItsWorker) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  SubmitRecord rec = Record("r1");
+  rec.max_attempts = 1;
+  auto sub = store->Submit(rec);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  auto claimed = store->ClaimJob("w1", absl::Seconds(30));
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  const JobRecord& job = (*claimed)->job;
+  ASSERT_EQ(job.attempts, 1);
+  EXPECT_EQ(store->ReleaseJob(job.id, "w2", job.attempts, "not mine").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->ReleaseJob(job.id, "w1", job.attempts + 1, "stale attempt").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->GetJob(job.id)->state, JobState::kRunning);
+
+  auto released = store->ReleaseJob(job.id, "w1", job.attempts, "stopped; requeued");
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(released->state, JobState::kQueued);
+  EXPECT_EQ(released->attempts, 0);
+  EXPECT_EQ(released->owner, "");
+  EXPECT_EQ(released->message, "stopped; requeued");
+  // Twice is refused: the attempt is no longer running.
+  EXPECT_EQ(store->ReleaseJob(job.id, "w1", job.attempts, "again").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Due at once, and its single allowed attempt is still there to use.
+  EXPECT_TRUE(*store->HasClaimableJob());
+  auto again = store->ClaimJob("w3", absl::Seconds(30));
+  ASSERT_TRUE(again.ok() && again->has_value()) << again.status();
+  EXPECT_EQ((*again)->job.id, job.id);
+  EXPECT_EQ((*again)->job.attempts, 1);
+  EXPECT_TRUE(store->CompleteJob(job.id, "w3", 1, SamplePlan()).ok());
+  EXPECT_EQ(store->GetJob(job.id)->state, JobState::kCompleted);
+}
+
 // Deduplication lasts while the NZB's job is pending or its release is in
 // the catalog: after DeletePath of the release (or a failed/cancelled job)
 // the same bytes are a fresh job; while it lives they are a duplicate.
