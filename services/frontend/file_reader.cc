@@ -78,9 +78,12 @@ void FileReader::PumpLocked(Actions* a) {
   if (closed() || drained_ || !failed_.ok()) return;
   const int max_window = std::max(1, options_.max_read_ahead);
   window_ = std::clamp(window_, 1, max_window);
-  // The next `window_` distinct segments from the read position.
+  // Until the first segment has arrived only that segment is fetched (F10):
+  // it does not share the broker's connections with read-ahead.
+  const int want = ramped_ ? window_ : 1;
+  // The next `want` distinct segments from the read position.
   std::vector<int32_t> target;
-  for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < window_; ++i) {
+  for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < want; ++i) {
     const auto& p = layout_->pieces[i];
     if (p.file_offset >= end_) break;
     if (std::find(target.begin(), target.end(), p.segment) == target.end()) target.push_back(p.segment);
@@ -130,8 +133,17 @@ void FileReader::PumpLocked(Actions* a) {
   for (const auto& [seg, slot] : slots_) {
     if (slot.state == SlotState::kPending) ++in_flight;
   }
-  stats_.window = window_;
-  stats_.max_window = std::max(stats_.max_window, window_);
+  if (!ramped_ && !target.empty()) {
+    auto first = slots_.find(target[0]);
+    if (first != slots_.end() && first->second.state != SlotState::kPending) {
+      // The first segment is here: open the window (once; `ramped_` stops the recursion).
+      ramped_ = true;
+      PumpLocked(a);
+      return;
+    }
+  }
+  stats_.window = want;
+  stats_.max_window = std::max(stats_.max_window, want);
   stats_.in_flight = in_flight;
   stats_.max_in_flight = std::max(stats_.max_in_flight, in_flight);
 }
@@ -148,8 +160,10 @@ FileReader::Take FileReader::TakeLocked(size_t max, absl::StatusOr<Chunk>* out) 
   const auto& piece = layout_->pieces[piece_];
   auto it = slots_.find(piece.segment);
   if (it == slots_.end() || it->second.state == SlotState::kPending) {
-    if (it != slots_.end() && !it->second.stalled) {
+    if (it != slots_.end() && !it->second.stalled && ramped_) {
       // The consumer is faster than the window: grow it (doubling, capped).
+      // Waiting for the first segment says nothing about the consumer's
+      // speed, so it never grows the window.
       it->second.stalled = true;
       ++stats_.stalls;
       window_ = std::min(window_ * 2, std::max(1, options_.max_read_ahead));

@@ -292,7 +292,9 @@ TEST_F(ReaderTest, F8_CloseOfBlockedReadReturnsFast) {
       if (n.status().code() == absl::StatusCode::kCancelled) ++cancelled;
     });
   }
-  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() >= 2; }, absl::Seconds(2)));
+  // Every reader starts in segment 0 and shares its one fetch (F10: nothing
+  // else is fetched before it arrives).
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() >= 1; }, absl::Seconds(2)));
   absl::Duration worst;
   for (auto& r : readers) {
     absl::Time t0 = absl::Now();
@@ -350,12 +352,61 @@ TEST_F(ReaderTest, CloseReturnsReservedMemory) {
   auto file = MakeFile(10, 10000);
   fetcher_.Hold();
   auto r = FileReader::Open(env(), file, 0, file->layout().size, {});
-  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 2; }, absl::Seconds(2)));
-  EXPECT_EQ(budget_.used(), 20000);
+  // F10: before its first segment arrives a fresh reader fetches only that one.
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 1; }, absl::Seconds(2)));
+  EXPECT_EQ(budget_.used(), 10000);
   r->Close();
   ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher& f) { return f.in_flight() == 0 && budget_.used() == 0; },
                                absl::Seconds(2)));
-  EXPECT_EQ(fetcher_.cancels(), 2);
+  EXPECT_EQ(fetcher_.cancels(), 1);
+}
+
+// F10: a fresh reader (start or seek) has exactly one fetch in flight until
+// its first segment has arrived, however often the consumer asks; then the
+// window opens to initial_read_ahead and grows only while the consumer keeps
+// catching up with it.
+TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
+  auto file = MakeFile(40, 10000);
+  fetcher_.Hold();
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 16;
+  // A seek: the reader starts in the middle of segment 10.
+  auto r = FileReader::Open(env(), file, 10 * 10000 + 1234, file->layout().size, o);
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() == 1; }, absl::Seconds(5)));
+  // The consumer waits for its first bytes: no read-ahead starts.
+  absl::Mutex mu;
+  bool got = false;
+  size_t got_size = 0;
+  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
+    absl::MutexLock lock(&mu);
+    got = true;
+    got_size = c.ok() ? c->size : 0;
+  });
+  EXPECT_EQ(fetcher_.total_calls(), 1);
+  EXPECT_EQ(fetcher_.in_flight(), 1);
+  EXPECT_EQ(fetcher_.calls(ids_[10]), 1);
+  EXPECT_EQ(r->stats().in_flight, 1);
+  EXPECT_EQ(r->stats().max_in_flight, 1);
+  EXPECT_EQ(r->stats().window, 1);
+  EXPECT_EQ(r->stats().stalls, 0);  // waiting for the first segment is not a stall
+  // The first segment arrives: the read completes and the window opens to 4.
+  fetcher_.Release();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&got), absl::Seconds(10)));
+    EXPECT_EQ(got_size, 10000u - 1234u);
+  }
+  // Segment 10 is consumed; the next four were requested before the read
+  // was delivered (nobody reads until ReadAll below, so nothing else starts).
+  EXPECT_EQ(fetcher_.total_calls(), 5);
+  EXPECT_EQ(r->stats().window, 4);
+  for (int i = 10; i < 15; ++i) EXPECT_EQ(fetcher_.calls(ids_[i]), 1) << i;
+  // The rest of the range still reads correctly.
+  auto rest = ReadAll(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, content_.substr(11 * 10000));
+  r->Close();
 }
 
 TEST(ReadLayoutTest, ArchiveExtentsMapAcrossVolumes) {
