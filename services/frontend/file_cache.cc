@@ -97,12 +97,18 @@ FrontendMetrics* NoMetrics() {
 }  // namespace
 
 FileCache::FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
-                     FrontendMetrics* metrics, absl::Duration missing_ttl)
+                     FrontendMetrics* metrics, absl::Duration missing_ttl, MemoryBudget* budget)
     : fetcher_(fetcher),
       layout_(std::move(layout)),
       lru_capacity_(lru_capacity),
       metrics_(metrics != nullptr ? metrics : NoMetrics()),
-      missing_ttl_(missing_ttl) {}
+      missing_ttl_(missing_ttl),
+      budget_(budget) {}
+
+FileCache::~FileCache() {
+  absl::MutexLock lock(&mu_);
+  if (budget_ != nullptr) budget_->Release(cached_bytes_);
+}
 
 std::shared_ptr<const std::string> FileCache::Lookup(int32_t segment) {
   std::shared_ptr<const std::string> data;
@@ -126,18 +132,52 @@ absl::Status FileCache::KnownMissing(int32_t segment) const {
 }
 
 void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) {
-  if (lru_capacity_ == 0) return;
+  if (lru_capacity_ == 0 || detached_) return;
   auto it = cached_.find(segment);
   if (it != cached_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.second);
     return;
   }
+  const int64_t size = static_cast<int64_t>(data->size());
+  if (budget_ != nullptr) {
+    // Room from this file's own oldest entries, never from read-ahead (F11).
+    while (!budget_->TryReserve(size)) {
+      if (lru_.empty()) return;  // not cached: the budget is read-ahead's
+      EvictOldestLocked();
+    }
+  }
+  cached_bytes_ += size;
   lru_.push_front(segment);
   cached_[segment] = {std::move(data), lru_.begin()};
-  while (cached_.size() > lru_capacity_) {
-    cached_.erase(lru_.back());
-    lru_.pop_back();
-  }
+  while (cached_.size() > lru_capacity_) EvictOldestLocked();
+}
+
+int64_t FileCache::EvictOldestLocked() {
+  auto it = cached_.find(lru_.back());
+  const int64_t size = static_cast<int64_t>(it->second.first->size());
+  cached_.erase(it);
+  lru_.pop_back();
+  cached_bytes_ -= size;
+  if (budget_ != nullptr) budget_->Release(size);
+  return size;
+}
+
+int64_t FileCache::EvictBytes(int64_t n) {
+  absl::MutexLock lock(&mu_);
+  int64_t freed = 0;
+  while (freed < n && !lru_.empty()) freed += EvictOldestLocked();
+  return freed;
+}
+
+void FileCache::Detach() {
+  absl::MutexLock lock(&mu_);
+  detached_ = true;
+  while (!lru_.empty()) EvictOldestLocked();
+}
+
+int64_t FileCache::cached_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return cached_bytes_;
 }
 
 std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const FetchOptions& options,
@@ -261,12 +301,13 @@ int64_t FileCache::lru_hits() const {
 }
 
 FileCacheRegistry::FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file,
-                                     FrontendMetrics* metrics, absl::Duration missing_ttl)
+                                     FrontendMetrics* metrics, absl::Duration missing_ttl, MemoryBudget* budget)
     : fetcher_(fetcher),
       capacity_(std::max<size_t>(1, capacity)),
       lru_segments_(lru_segments_per_file),
       metrics_(metrics),
-      missing_ttl_(missing_ttl) {}
+      missing_ttl_(missing_ttl),
+      budget_(budget) {}
 
 std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayout> layout) {
   absl::MutexLock lock(&mu_);
@@ -275,11 +316,13 @@ std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayo
     order_.splice(order_.begin(), order_, it->second.second);
     return it->second.first;
   }
-  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_, missing_ttl_);
+  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_, missing_ttl_, budget_);
   order_.push_front(layout->key);
   caches_[layout->key] = {cache, order_.begin()};
   while (caches_.size() > capacity_) {
-    caches_.erase(order_.back());
+    auto old = caches_.find(order_.back());
+    old->second.first->Detach();
+    caches_.erase(old);
     order_.pop_back();
   }
   return cache;
@@ -291,12 +334,33 @@ void FileCacheRegistry::Invalidate(const std::string& path) {
   for (auto it = order_.begin(); it != order_.end();) {
     absl::string_view file_path = absl::string_view(*it).substr(0, it->find('\n'));
     if (path == "/" || file_path == path || absl::StartsWith(file_path, prefix)) {
+      caches_.at(*it).first->Detach();
       caches_.erase(*it);
       it = order_.erase(it);
     } else {
       ++it;
     }
   }
+}
+
+}  // namespace nzbmesh::frontend
+
+namespace nzbmesh::frontend {
+
+int64_t FileCacheRegistry::Reclaim(int64_t n) {
+  absl::MutexLock lock(&mu_);
+  int64_t freed = 0;
+  for (auto it = order_.rbegin(); it != order_.rend() && freed < n; ++it) {
+    freed += caches_.at(*it).first->EvictBytes(n - freed);
+  }
+  return freed;
+}
+
+int64_t FileCacheRegistry::cached_bytes() {
+  absl::MutexLock lock(&mu_);
+  int64_t total = 0;
+  for (const auto& [key, entry] : caches_) total += entry.first->cached_bytes();
+  return total;
 }
 
 }  // namespace nzbmesh::frontend

@@ -116,9 +116,12 @@ void FileReader::PumpLocked(Actions* a) {
     }
     int64_t need = layout_->segments[seg].size;
     if (env_.budget != nullptr) {
+      // Read-ahead takes its bytes from cached segments before it gives up
+      // window (F11).
       if (k == 0) {
-        env_.budget->ForceReserve(need);  // the segment the reader needs now
-      } else if (!env_.budget->TryReserve(need)) {
+        // The segment the reader needs now is never refused.
+        if (!env_.budget->ReserveOrReclaim(need)) env_.budget->ForceReserve(need);
+      } else if (!env_.budget->ReserveOrReclaim(need)) {
         window_ = std::max<int>(1, static_cast<int>(k));  // shrink instead of growing memory
         break;
       }
@@ -136,7 +139,7 @@ void FileReader::PumpLocked(Actions* a) {
   if (!ramped_ && !target.empty()) {
     auto first = slots_.find(target[0]);
     if (first != slots_.end() && first->second.state != SlotState::kPending) {
-      // The first segment is here: open the window (once; `ramped_` stops the recursion).
+      // The first segment was cached: open the window (once; `ramped_` stops the recursion).
       ramped_ = true;
       PumpLocked(a);
       return;
@@ -245,6 +248,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     if (result.ok()) {
       s.state = SlotState::kReady;
       s.data = *std::move(result);
+      ramped_ = true;  // before it, this was the only fetch: the first segment is here (F10)
     } else if (IsTransient(result.status()) && s.attempts < options_.max_fetch_attempts && !closed()) {
       s.fetch_id = next_fetch_id_++;
       if (env_.scheduler != nullptr) {

@@ -409,6 +409,107 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
   r->Close();
 }
 
+// F11: read-ahead and the per-file segment LRUs share one budget. Many files
+// are played through a registry charged to a small budget (the LRUs alone
+// would hold 48 files x 8 segments = 3.84 MB against 200 KB): the accounting
+// never exceeds the limit, read-ahead takes its window from cached segments
+// instead of shrinking, and every byte is returned.
+TEST_F(ReaderTest, F11_ReadAheadAndSegmentCacheShareTheMemoryBudget) {
+  constexpr int64_t kSeg = 10000;
+  constexpr int64_t kLimit = 20 * kSeg;
+  MemoryBudget budget(kLimit);
+  FileCacheRegistry registry(&fetcher_, 64, 8, nullptr, absl::Seconds(60), &budget);
+  budget.SetReclaimer([&](int64_t n) { return registry.Reclaim(n); });
+  ReaderEnv e{&budget, &closers_, &scheduler_};
+  // MakeFile registers segments with the fake; the layouts go to `registry`.
+  auto make = [&](int i) {
+    std::shared_ptr<FileCache> f = MakeFile(12, kSeg, 0, absl::StrCat("many", i));
+    return registry.Get(f->layout_ptr());
+  };
+  fetcher_.SetLatency(absl::Milliseconds(1));
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 8;
+  // Phase 1: 48 files played one after another, each in full.
+  for (int i = 0; i < 48; ++i) {
+    auto file = make(i);
+    std::string want = content_;
+    auto r = FileReader::Open(e, file, 0, file->layout().size, o);
+    auto all = ReadAll(*r, 4000);
+    ASSERT_TRUE(all.ok()) << all.status();
+    ASSERT_EQ(*all, want) << i;
+    r->Close();
+    ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher&) { return r->stats().reserved_bytes == 0; },
+                                 absl::Seconds(10)));
+    // Only the LRUs hold bytes now, and exactly what they charged.
+    EXPECT_EQ(budget.used(), registry.cached_bytes()) << i;
+    EXPECT_LE(budget.peak(), kLimit) << i;
+  }
+  EXPECT_GT(registry.cached_bytes(), 0);  // the caches did keep what fit
+  EXPECT_LE(registry.cached_bytes(), kLimit);
+
+  // Phase 2: the budget is full of cached segments; a new reader still opens
+  // its whole window (cached segments go first, F11), and a small re-read of
+  // the file it just played is served by its LRU.
+  ReaderOptions wide = o;
+  wide.initial_read_ahead = 8;
+  // The window cannot open without taking bytes from the caches.
+  ASSERT_LT(kLimit - budget.used(), 8 * kSeg);
+  auto file = make(100);
+  std::string want = content_;
+  fetcher_.Hold();
+  auto r = FileReader::Open(e, file, 0, file->layout().size, wide);
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 1; }, absl::Seconds(5)));
+  fetcher_.Release();
+  char buf[100];
+  ASSERT_TRUE(r->Read(buf, sizeof(buf)).ok());
+  EXPECT_EQ(r->stats().window, 8);
+  EXPECT_EQ(r->stats().reserved_bytes, 8 * kSeg);  // window not shrunk by the caches
+  EXPECT_LE(budget.used(), kLimit);
+  auto rest = ReadAll(*r, 4000);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(std::string(buf, sizeof(buf)) + *rest, want);
+  r->Close();
+  int64_t fetched = fetcher_.total_calls();
+  auto again = FileReader::Open(e, file, 11 * kSeg + 5, 11 * kSeg + 50, o);
+  auto small = ReadAll(*again);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(*small, want.substr(11 * kSeg + 5, 45));
+  EXPECT_EQ(fetcher_.total_calls(), fetched);  // LRU hit (F5 within the budget)
+  again->Close();
+
+  // Phase 3: 6 concurrent players over further files. Each may force one
+  // needed-now segment past the limit only while read-ahead alone fills it.
+  constexpr int kPlayers = 6;
+  std::vector<std::thread> players;
+  std::atomic<int> ok{0};
+  std::vector<std::shared_ptr<FileCache>> files;
+  std::vector<std::string> wants;
+  for (int i = 0; i < kPlayers; ++i) {
+    files.push_back(make(200 + i));
+    wants.push_back(content_);
+  }
+  for (int i = 0; i < kPlayers; ++i) {
+    players.emplace_back([&, i] {
+      auto pr = FileReader::Open(e, files[i], 0, files[i]->layout().size, o);
+      auto got = ReadAll(*pr, 3000);
+      if (got.ok() && *got == wants[i]) ++ok;
+      pr->Close();
+    });
+  }
+  for (auto& t : players) t.join();
+  EXPECT_EQ(ok.load(), kPlayers);
+  EXPECT_LE(budget.peak(), kLimit + kPlayers * kSeg);
+  ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher& f) {
+    return f.in_flight() == 0 && budget.used() == registry.cached_bytes();
+  }, absl::Seconds(10)));
+  EXPECT_LE(budget.used(), kLimit);
+  // Forgetting the files returns every cached byte.
+  registry.Invalidate("/");
+  EXPECT_EQ(registry.cached_bytes(), 0);
+  EXPECT_EQ(budget.used(), 0);
+}
+
 TEST(ReadLayoutTest, ArchiveExtentsMapAcrossVolumes) {
   FakeSegmentFetcher fetcher;
   importer::v1::FileLayout proto;
