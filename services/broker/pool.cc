@@ -298,7 +298,7 @@ std::shared_ptr<FetchOp> Pool::Fetch(FetchRequest request, std::function<void(Fe
           if (auto o = weak.lock()) ExpireOp(o);
         });
       }
-      queues_[cls].push_back(op);
+      EnqueueLocked(op, /*at_head=*/false);
       DispatchLocked();
     }
   }
@@ -998,7 +998,34 @@ void Pool::RequeueLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::fu
   }
   // Retries keep their place at the head of their class: they were first.
   op->stage = FetchOp::Stage::kQueued;
-  queues_[static_cast<int>(op->req.traffic_class)].push_front(op);
+  EnqueueLocked(op, /*at_head=*/true);
+}
+
+void Pool::EnqueueLocked(const std::shared_ptr<FetchOp>& op, bool at_head) {
+  auto& q = queues_[static_cast<int>(op->req.traffic_class)];
+  if (op->req.traffic_class != TrafficClass::kStream) {
+    if (at_head) {
+      q.push_front(op);
+    } else {
+      q.push_back(op);
+    }
+    return;
+  }
+  const bool ahead = op->req.read_ahead;
+  if ((at_head && !ahead) || (!at_head && ahead) || q.empty() || (!at_head && !q.back()->req.read_ahead)) {
+    // Head of the needed-now part, tail of the read-ahead part, or a queue
+    // with no read-ahead at its end: the plain ends keep the partition.
+    if (at_head) {
+      q.push_front(op);
+    } else {
+      q.push_back(op);
+    }
+    return;
+  }
+  // The boundary: the first read-ahead request (the needed-now part is the
+  // short one: at most a request or two per player).
+  auto it = std::find_if(q.begin(), q.end(), [](const std::shared_ptr<FetchOp>& o) { return o->req.read_ahead; });
+  q.insert(it, op);
 }
 
 void Pool::RecordSuccessLocked(int pi) {
@@ -1207,7 +1234,7 @@ absl::Status Pool::Reconfigure(const std::vector<ProviderOptions>& providers) {
       for (auto& op : work) {
         ReleaseSlotLocked(*op);
         op->stage = FetchOp::Stage::kQueued;
-        queues_[static_cast<int>(op->req.traffic_class)].push_front(op);
+        EnqueueLocked(op, /*at_head=*/true);
       }
     }
     for (const auto& o : providers) {

@@ -5,7 +5,8 @@
 //   * A provider has `max_connections` connections (counting ones being
 //     dialled and being closed) of `pipeline_depth` slots each. Capacity C is
 //     the slot count of the usable primaries.
-//   * A request waits in the FIFO of its traffic class. Whenever a slot frees,
+//   * A request waits in the FIFO of its traffic class (STREAM: needed-now
+//     requests ahead of read-ahead ones, FIFO within each). Whenever a slot frees,
 //     Dispatch() gives it to the highest class with a waiter that may run:
 //     classes below STREAM together hold at most C − reserve slots, where
 //     reserve = min(stream_headroom × open_sessions, C − 1); one stream
@@ -113,6 +114,9 @@ struct FetchRequest {
   absl::Time deadline = absl::InfiniteFuture();
   bool stat_only = false;           // STAT instead of BODY
   std::string only_provider;        // "" = any; else this provider only, no failover
+  // STREAM only: a fetch ahead of what the player needs now. Waits behind
+  // every needed-now STREAM request (B11).
+  bool read_ahead = false;
 };
 
 struct FetchResult {
@@ -256,6 +260,12 @@ class Pool {
   void AssignLocked(const std::shared_ptr<FetchOp>& op, int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDialLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseSlotLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts `op` in its class queue: at the tail, or at the head for a request
+  // that already waited (a retry, work taken back from a removed provider).
+  // The STREAM queue is kept as [needed-now ...][read-ahead ...] (B11), so a
+  // head insertion of a read-ahead request goes after the needed-now ones
+  // and a tail insertion of a needed-now request before the read-ahead ones.
+  void EnqueueLocked(const std::shared_ptr<FetchOp>& op, bool at_head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLeasesLocked(std::vector<std::function<void()>>* to_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   friend class FetchOp;

@@ -207,12 +207,17 @@ void FileReader::Run(Actions a) {
   }
   if (!a.fetch.empty()) {
     FetchOptions opts;
+    int32_t needed_now = -1;  // the segment at the read position
     {
       absl::MutexLock lock(&mu_);
       opts = FetchOptionsLocked();
+      if (piece_ < layout_->pieces.size()) needed_now = layout_->pieces[piece_].segment;
     }
     auto self = shared_from_this();
     for (const auto& [seg, id] : a.fetch) {
+      // Every other segment is read-ahead: the broker serves it after
+      // needed-now fetches (B11).
+      opts.read_ahead = seg != needed_now;
       std::unique_ptr<FileCache::Ticket> ticket =
           file_->Acquire(seg, opts, [self, seg = seg, id = id](absl::StatusOr<std::shared_ptr<const std::string>> r) {
             self->OnData(seg, id, std::move(r));

@@ -386,6 +386,7 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
   EXPECT_EQ(fetcher_.total_calls(), 1);
   EXPECT_EQ(fetcher_.in_flight(), 1);
   EXPECT_EQ(fetcher_.calls(ids_[10]), 1);
+  EXPECT_EQ(fetcher_.read_ahead(ids_[10]), std::vector<bool>{false});  // needed now (B11)
   EXPECT_EQ(r->stats().in_flight, 1);
   EXPECT_EQ(r->stats().max_in_flight, 1);
   EXPECT_EQ(r->stats().window, 1);
@@ -402,6 +403,9 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
   EXPECT_EQ(fetcher_.total_calls(), 5);
   EXPECT_EQ(r->stats().window, 4);
   for (int i = 10; i < 15; ++i) EXPECT_EQ(fetcher_.calls(ids_[i]), 1) << i;
+  // Segment 11 is at the read position now (needed next); 12-14 are ahead.
+  EXPECT_EQ(fetcher_.read_ahead(ids_[11]), std::vector<bool>{false});
+  for (int i = 12; i < 15; ++i) EXPECT_EQ(fetcher_.read_ahead(ids_[i]), std::vector<bool>{true}) << i;
   // The rest of the range still reads correctly.
   auto rest = ReadAll(*r);
   ASSERT_TRUE(rest.ok()) << rest.status();
