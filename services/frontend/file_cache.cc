@@ -131,15 +131,15 @@ absl::Status FileCache::KnownMissing(int32_t segment) const {
   return it->second.first;
 }
 
-void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) {
-  if (lru_capacity_ == 0 || detached_) return;
+void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data, int64_t charged) {
+  const int64_t size = static_cast<int64_t>(data->size());
   auto it = cached_.find(segment);
-  if (it != cached_.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second.second);
+  if (lru_capacity_ == 0 || detached_ || it != cached_.end()) {
+    if (budget_ != nullptr) budget_->Release(charged);
+    if (it != cached_.end()) lru_.splice(lru_.begin(), lru_, it->second.second);
     return;
   }
-  const int64_t size = static_cast<int64_t>(data->size());
-  if (budget_ != nullptr) {
+  if (budget_ != nullptr && charged == 0) {
     // Room from this file's own oldest entries, never from read-ahead (F11).
     while (!budget_->TryReserve(size)) {
       if (lru_.empty()) return;  // not cached: the budget is read-ahead's
@@ -249,11 +249,19 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
 void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result) {
   std::vector<std::pair<uint64_t, DataCallback>> waiters;
   absl::StatusOr<std::shared_ptr<const std::string>> out = nullptr;
+  // Room for the new segment, taken (outside this cache's lock: the
+  // reclaimer locks every cache) from the segments of less recently opened
+  // files when the budget is full; never from read-ahead (F11).
+  int64_t charged = 0;
+  if (result.ok() && budget_ != nullptr && lru_capacity_ > 0) {
+    const int64_t size = static_cast<int64_t>(result->data->size());
+    if (budget_->ReserveOrReclaim(size)) charged = size;
+  }
   {
     absl::MutexLock lock(&mu_);
     if (result.ok()) {
       out = result->data;
-      InsertLocked(segment, result->data);
+      InsertLocked(segment, result->data, charged);
     } else {
       out = result.status();
       if (absl::IsNotFound(result.status())) missing_[segment] = {result.status(), absl::Now()};

@@ -84,9 +84,10 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   // reader re-fetches it); after that a provider may have it again (a
   // backbone outage, a re-post), so it is tried afresh.
   // `budget` (may be null; must outlive the cache) is charged the bytes of
-  // every segment the LRU holds (F11). When it is full the LRU evicts its own
-  // oldest entries to make room, or does not keep the new segment; it never
-  // takes bytes that read-ahead needs (readers reclaim from caches instead).
+  // every segment the LRU holds (F11). When it is full a new segment takes
+  // the room of cached segments (through the budget's reclaimer: least
+  // recently opened files first, else this file's own oldest), or is not
+  // kept; it never takes bytes that read-ahead holds.
   FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
             FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60),
             MemoryBudget* budget = nullptr);
@@ -121,7 +122,11 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
  private:
   void OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result);
   void Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64_t waiter);
-  void InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Caches `data`. `charged` bytes of the budget are already reserved for it
+  // (0 = reserve here, evicting this file's own oldest entries if needed);
+  // they are released when the segment is not kept.
+  void InsertLocked(int32_t segment, std::shared_ptr<const std::string> data, int64_t charged)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the least recently used segment; returns its bytes (released).
   int64_t EvictOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -26,9 +26,9 @@ namespace nzbmesh::frontend {
 // A segment held by a reader and by the LRU at once is charged twice, so
 // used() bounds the bytes really held from above.
 //
-// Priority: read-ahead (ReserveOrReclaim) may take bytes from the caches
-// through the reclaimer; a cache (TryReserve) never takes bytes from
-// read-ahead: it evicts its own entries or does not cache.
+// Priority: read-ahead and a newly fetched segment (ReserveOrReclaim) may
+// take bytes from cached segments through the reclaimer; nothing ever takes
+// bytes from read-ahead: a cache that finds no room does not keep the segment.
 class MemoryBudget {
  public:
   // Frees at least `n` bytes of cached segments if it can (they are

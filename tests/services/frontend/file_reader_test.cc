@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "services/frontend/file_cache.h"
@@ -417,7 +418,8 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
 // are played through a registry charged to a small budget (the LRUs alone
 // would hold 48 files x 8 segments = 3.84 MB against 200 KB): the accounting
 // never exceeds the limit, read-ahead takes its window from cached segments
-// instead of shrinking, and every byte is returned.
+// instead of shrinking, a new segment takes the room of older cached ones,
+// and every byte is returned.
 TEST_F(ReaderTest, F11_ReadAheadAndSegmentCacheShareTheMemoryBudget) {
   constexpr int64_t kSeg = 10000;
   constexpr int64_t kLimit = 20 * kSeg;
@@ -452,14 +454,14 @@ TEST_F(ReaderTest, F11_ReadAheadAndSegmentCacheShareTheMemoryBudget) {
   EXPECT_GT(registry.cached_bytes(), 0);  // the caches did keep what fit
   EXPECT_LE(registry.cached_bytes(), kLimit);
 
-  // Phase 2: the budget is full of cached segments; a new reader still opens
-  // its whole window (cached segments go first, F11), and a small re-read of
-  // the file it just played is served by its LRU.
+  // Phase 2: the budget is full of cached segments (the last player released
+  // at most its window of 8, so at most 80 KB is free); a new reader still
+  // opens its whole window of 16 (cached segments go first, F11).
   ReaderOptions wide = o;
-  wide.initial_read_ahead = 8;
-  // The window cannot open without taking bytes from the caches.
-  ASSERT_LT(kLimit - budget.used(), 8 * kSeg);
-  auto file = make(100);
+  wide.initial_read_ahead = 16;
+  wide.max_read_ahead = 16;
+  ASSERT_LT(kLimit - budget.used(), 16 * kSeg);
+  auto file = registry.Get(MakeFile(20, kSeg, 0, "wide")->layout_ptr());
   std::string want = content_;
   fetcher_.Hold();
   auto r = FileReader::Open(e, file, 0, file->layout().size, wide);
@@ -467,20 +469,28 @@ TEST_F(ReaderTest, F11_ReadAheadAndSegmentCacheShareTheMemoryBudget) {
   fetcher_.Release();
   char buf[100];
   ASSERT_TRUE(r->Read(buf, sizeof(buf)).ok());
-  EXPECT_EQ(r->stats().window, 8);
-  EXPECT_EQ(r->stats().reserved_bytes, 8 * kSeg);  // window not shrunk by the caches
-  EXPECT_LE(budget.used(), kLimit);
+  EXPECT_EQ(r->stats().window, 16);
+  EXPECT_EQ(r->stats().reserved_bytes, 16 * kSeg);  // window not shrunk by the caches
+  EXPECT_LE(budget.peak(), kLimit);
   auto rest = ReadAll(*r, 4000);
   ASSERT_TRUE(rest.ok()) << rest.status();
   EXPECT_EQ(std::string(buf, sizeof(buf)) + *rest, want);
   r->Close();
-  int64_t fetched = fetcher_.total_calls();
-  auto again = FileReader::Open(e, file, 11 * kSeg + 5, 11 * kSeg + 50, o);
-  auto small = ReadAll(*again);
-  ASSERT_TRUE(small.ok());
-  EXPECT_EQ(*small, want.substr(11 * kSeg + 5, 45));
-  EXPECT_EQ(fetcher_.total_calls(), fetched);  // LRU hit (F5 within the budget)
-  again->Close();
+  ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher&) { return r->stats().reserved_bytes == 0; },
+                               absl::Seconds(10)));
+  // F5 within a full budget: a small read's segment takes the room of older
+  // files' cached segments, so the next small read of it is an LRU hit.
+  auto small_read = [&] {
+    auto s = FileReader::Open(e, file, 5 * kSeg + 5, 5 * kSeg + 50, o);
+    auto got = ReadAll(*s);
+    s->Close();
+    return got;
+  };
+  ASSERT_EQ(small_read().value_or(""), want.substr(5 * kSeg + 5, 45));
+  const int64_t fetched = fetcher_.total_calls();
+  ASSERT_EQ(small_read().value_or(""), want.substr(5 * kSeg + 5, 45));
+  EXPECT_EQ(fetcher_.total_calls(), fetched);
+  EXPECT_LE(budget.peak(), kLimit);
 
   // Phase 3: 6 concurrent players over further files. Each may force one
   // needed-now segment past the limit only while read-ahead alone fills it.
@@ -512,6 +522,45 @@ TEST_F(ReaderTest, F11_ReadAheadAndSegmentCacheShareTheMemoryBudget) {
   registry.Invalidate("/");
   EXPECT_EQ(registry.cached_bytes(), 0);
   EXPECT_EQ(budget.used(), 0);
+}
+
+// F11: with the budget full of cached segments, a newly fetched segment
+// takes the room of the least recently opened file's, never more than the
+// limit, and a cache with nothing to give up still serves its callers.
+TEST_F(ReaderTest, F11_NewSegmentTakesTheRoomOfOlderFilesCache) {
+  constexpr int64_t kSeg = 10000;
+  MemoryBudget budget(3 * kSeg);
+  FileCacheRegistry registry(&fetcher_, 64, 8, nullptr, absl::Seconds(60), &budget);
+  budget.SetReclaimer([&](int64_t n) { return registry.Reclaim(n); });
+  auto older = registry.Get(MakeFile(4, kSeg, 0, "older")->layout_ptr());
+  auto newer = registry.Get(MakeFile(4, kSeg, 0, "newer")->layout_ptr());
+  auto fetch = [&](FileCache& f, int32_t seg) {
+    absl::Notification done;
+    bool ok = false;
+    auto t = f.Acquire(seg, {}, [&](absl::StatusOr<std::shared_ptr<const std::string>> r) {
+      ok = r.ok() && (*r)->size() == static_cast<size_t>(kSeg);
+      done.Notify();
+    });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return ok;
+  };
+  for (int32_t i = 0; i < 3; ++i) ASSERT_TRUE(fetch(*older, i));
+  EXPECT_EQ(older->cached_bytes(), 3 * kSeg);
+  EXPECT_EQ(budget.used(), 3 * kSeg);
+  ASSERT_TRUE(fetch(*newer, 0));
+  EXPECT_EQ(newer->cached_bytes(), kSeg);  // cached although the budget was full
+  EXPECT_EQ(older->cached_bytes(), 2 * kSeg);
+  EXPECT_EQ(budget.used(), 3 * kSeg);
+  EXPECT_LE(budget.peak(), 3 * kSeg);
+  EXPECT_NE(older->Lookup(2), nullptr);  // the older file lost its oldest segment
+  EXPECT_EQ(older->Lookup(0), nullptr);
+  // Read-ahead holding the whole budget: nothing cached, callers still served.
+  ASSERT_TRUE(budget.ReserveOrReclaim(3 * kSeg));
+  EXPECT_EQ(registry.cached_bytes(), 0);
+  ASSERT_TRUE(fetch(*newer, 1));
+  EXPECT_EQ(newer->cached_bytes(), 0);
+  EXPECT_EQ(budget.used(), 3 * kSeg);
+  budget.Release(3 * kSeg);
 }
 
 TEST(ReadLayoutTest, ArchiveExtentsMapAcrossVolumes) {
