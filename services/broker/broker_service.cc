@@ -45,6 +45,7 @@ class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     fr.traffic_class = *cls;
     fr.session_id = req.stream_session_id();
     fr.only_provider = req.provider();
+    fr.read_ahead = req.read_ahead();
     Start(pool, ctx, std::move(fr), req.chunk_bytes());
   }
 

@@ -299,7 +299,7 @@ std::shared_ptr<FetchOp> Pool::Fetch(FetchRequest request, std::function<void(Fe
           if (auto o = weak.lock()) ExpireOp(o);
         });
       }
-      queues_[cls].push_back(op);
+      EnqueueLocked(op, /*at_head=*/false);
       DispatchLocked();
     }
   }
@@ -535,22 +535,26 @@ void Pool::DispatchLocked() {
 }
 
 void Pool::OrderStreamQueueLocked() {
-  // Retries first (they keep their place at the head), then the requests of
-  // the sessions holding the fewest slots: a player that just started (or is
-  // starved) gets the next free slot before another player's read-ahead. A
-  // stable sort keeps FIFO order within a session and among equals.
-  // DispatchLocked re-orders after every stream dispatch, so free slots are
-  // shared out one at a time to the poorest session.
+  // Two orders compose here. First the partition EnqueueLocked keeps:
+  // needed-now requests before read-ahead ones (B12). Within each part,
+  // retries first (they keep their place at the head), then the requests of
+  // the sessions holding the fewest slots (B11): a player that just started
+  // (or is starved) gets the next free slot before another player's
+  // read-ahead. A stable sort keeps FIFO order within a session and among
+  // equals. DispatchLocked re-orders after every stream dispatch, so free
+  // slots are shared out one at a time to the poorest session.
+  using Key = std::pair<int, int64_t>;
   auto key = [this](const std::shared_ptr<FetchOp>& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (op->total_attempts > 0) return int64_t{-1};
+    const int part = op->req.read_ahead ? 1 : 0;
+    if (op->total_attempts > 0) return Key{part, -1};
     auto s = sessions_.find(op->req.session_id);
-    return s == sessions_.end() ? int64_t{0} : s->second.slots;
+    return Key{part, s == sessions_.end() ? int64_t{0} : s->second.slots};
   };
   auto& q = queues_[0];
   bool sorted = true;
-  int64_t prev = std::numeric_limits<int64_t>::min();
+  Key prev{std::numeric_limits<int>::min(), std::numeric_limits<int64_t>::min()};
   for (const auto& op : q) {
-    const int64_t k = key(op);
+    const Key k = key(op);
     if (k < prev) {
       sorted = false;
       break;
@@ -558,7 +562,7 @@ void Pool::OrderStreamQueueLocked() {
     prev = k;
   }
   if (sorted) return;  // the common case (one player, or none ahead of its share): no work
-  std::vector<std::pair<int64_t, std::shared_ptr<FetchOp>>> keyed;
+  std::vector<std::pair<Key, std::shared_ptr<FetchOp>>> keyed;
   keyed.reserve(q.size());
   for (auto& op : q) keyed.emplace_back(key(op), std::move(op));
   std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -1037,7 +1041,34 @@ void Pool::RequeueLocked(const std::shared_ptr<FetchOp>& op, std::vector<std::fu
   }
   // Retries keep their place at the head of their class: they were first.
   op->stage = FetchOp::Stage::kQueued;
-  queues_[static_cast<int>(op->req.traffic_class)].push_front(op);
+  EnqueueLocked(op, /*at_head=*/true);
+}
+
+void Pool::EnqueueLocked(const std::shared_ptr<FetchOp>& op, bool at_head) {
+  auto& q = queues_[static_cast<int>(op->req.traffic_class)];
+  if (op->req.traffic_class != TrafficClass::kStream) {
+    if (at_head) {
+      q.push_front(op);
+    } else {
+      q.push_back(op);
+    }
+    return;
+  }
+  const bool ahead = op->req.read_ahead;
+  if ((at_head && !ahead) || (!at_head && ahead) || q.empty() || (!at_head && !q.back()->req.read_ahead)) {
+    // Head of the needed-now part, tail of the read-ahead part, or a queue
+    // with no read-ahead at its end: the plain ends keep the partition.
+    if (at_head) {
+      q.push_front(op);
+    } else {
+      q.push_back(op);
+    }
+    return;
+  }
+  // The boundary: the first read-ahead request (the needed-now part is the
+  // short one: at most a request or two per player).
+  auto it = std::find_if(q.begin(), q.end(), [](const std::shared_ptr<FetchOp>& o) { return o->req.read_ahead; });
+  q.insert(it, op);
 }
 
 void Pool::RecordSuccessLocked(int pi) {
@@ -1246,7 +1277,7 @@ absl::Status Pool::Reconfigure(const std::vector<ProviderOptions>& providers) {
       for (auto& op : work) {
         ReleaseSlotLocked(*op);
         op->stage = FetchOp::Stage::kQueued;
-        queues_[static_cast<int>(op->req.traffic_class)].push_front(op);
+        EnqueueLocked(op, /*at_head=*/true);
       }
     }
     for (const auto& o : providers) {

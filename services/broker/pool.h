@@ -5,11 +5,13 @@
 //   * A provider has `max_connections` connections (counting ones being
 //     dialled and being closed) of `pipeline_depth` slots each. Capacity C is
 //     the slot count of the usable primaries.
-//   * A request waits in the FIFO of its traffic class. Whenever a slot frees,
+//   * A request waits in the FIFO of its traffic class (STREAM: needed-now
+//     requests ahead of read-ahead ones, FIFO within each). Whenever a slot frees,
 //     Dispatch() gives it to the highest class with a waiter that may run:
 //     classes below STREAM together hold at most C − reserve slots, where
 //     reserve = min(stream_headroom × open_sessions, C − 1); one stream
-//     session holds at most max_slots_per_stream. Within STREAM, retries go
+//     session holds at most max_slots_per_stream. Within STREAM, needed-now
+//     requests go before read-ahead ones (B12); within each, retries go
 //     first, then the sessions holding the fewest slots (B11): a player that
 //     starts gets the next free slot before another player's read-ahead.
 //   * A granted request is bound to a provider (primaries first, weighted by
@@ -115,6 +117,9 @@ struct FetchRequest {
   absl::Time deadline = absl::InfiniteFuture();
   bool stat_only = false;           // STAT instead of BODY
   std::string only_provider;        // "" = any; else this provider only, no failover
+  // STREAM only: a fetch ahead of what the player needs now. Waits behind
+  // every needed-now STREAM request (B12).
+  bool read_ahead = false;
 };
 
 struct FetchResult {
@@ -255,11 +260,18 @@ class Pool {
   int64_t CapacityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t ReserveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t PerStreamCapLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Orders the STREAM queue: retries, then by the session's slots in use (B11).
+  // Orders the STREAM queue: needed-now before read-ahead (B12); within each,
+  // retries, then by the session's slots in use (B11).
   void OrderStreamQueueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AssignLocked(const std::shared_ptr<FetchOp>& op, int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDialLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseSlotLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts `op` in its class queue: at the tail, or at the head for a request
+  // that already waited (a retry, work taken back from a removed provider).
+  // The STREAM queue is kept as [needed-now ...][read-ahead ...] (B12), so a
+  // head insertion of a read-ahead request goes after the needed-now ones
+  // and a tail insertion of a needed-now request before the read-ahead ones.
+  void EnqueueLocked(const std::shared_ptr<FetchOp>& op, bool at_head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLeasesLocked(std::vector<std::function<void()>>* to_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   friend class FetchOp;

@@ -97,12 +97,18 @@ FrontendMetrics* NoMetrics() {
 }  // namespace
 
 FileCache::FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
-                     FrontendMetrics* metrics, absl::Duration missing_ttl)
+                     FrontendMetrics* metrics, absl::Duration missing_ttl, MemoryBudget* budget)
     : fetcher_(fetcher),
       layout_(std::move(layout)),
       lru_capacity_(lru_capacity),
       metrics_(metrics != nullptr ? metrics : NoMetrics()),
-      missing_ttl_(missing_ttl) {}
+      missing_ttl_(missing_ttl),
+      budget_(budget) {}
+
+FileCache::~FileCache() {
+  absl::MutexLock lock(&mu_);
+  if (budget_ != nullptr) budget_->Release(cached_bytes_);
+}
 
 std::shared_ptr<const std::string> FileCache::Lookup(int32_t segment) {
   std::shared_ptr<const std::string> data;
@@ -125,19 +131,53 @@ absl::Status FileCache::KnownMissing(int32_t segment) const {
   return it->second.first;
 }
 
-void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) {
-  if (lru_capacity_ == 0) return;
+void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data, int64_t charged) {
+  const int64_t size = static_cast<int64_t>(data->size());
   auto it = cached_.find(segment);
-  if (it != cached_.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second.second);
+  if (lru_capacity_ == 0 || detached_ || it != cached_.end()) {
+    if (budget_ != nullptr) budget_->Release(charged);
+    if (it != cached_.end()) lru_.splice(lru_.begin(), lru_, it->second.second);
     return;
   }
+  if (budget_ != nullptr && charged == 0) {
+    // Room from this file's own oldest entries, never from read-ahead (F11).
+    while (!budget_->TryReserve(size)) {
+      if (lru_.empty()) return;  // not cached: the budget is read-ahead's
+      EvictOldestLocked();
+    }
+  }
+  cached_bytes_ += size;
   lru_.push_front(segment);
   cached_[segment] = {std::move(data), lru_.begin()};
-  while (cached_.size() > lru_capacity_) {
-    cached_.erase(lru_.back());
-    lru_.pop_back();
-  }
+  while (cached_.size() > lru_capacity_) EvictOldestLocked();
+}
+
+int64_t FileCache::EvictOldestLocked() {
+  auto it = cached_.find(lru_.back());
+  const int64_t size = static_cast<int64_t>(it->second.first->size());
+  cached_.erase(it);
+  lru_.pop_back();
+  cached_bytes_ -= size;
+  if (budget_ != nullptr) budget_->Release(size);
+  return size;
+}
+
+int64_t FileCache::EvictBytes(int64_t n) {
+  absl::MutexLock lock(&mu_);
+  int64_t freed = 0;
+  while (freed < n && !lru_.empty()) freed += EvictOldestLocked();
+  return freed;
+}
+
+void FileCache::Detach() {
+  absl::MutexLock lock(&mu_);
+  detached_ = true;
+  while (!lru_.empty()) EvictOldestLocked();
+}
+
+int64_t FileCache::cached_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return cached_bytes_;
 }
 
 std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const FetchOptions& options,
@@ -209,6 +249,14 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
 void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result) {
   std::vector<std::pair<uint64_t, DataCallback>> waiters;
   absl::StatusOr<std::shared_ptr<const std::string>> out = nullptr;
+  // Room for the new segment, taken (outside this cache's lock: the
+  // reclaimer locks every cache) from the segments of less recently opened
+  // files when the budget is full; never from read-ahead (F11).
+  int64_t charged = 0;
+  if (result.ok() && !result->info.damaged && budget_ != nullptr && lru_capacity_ > 0) {
+    const int64_t size = static_cast<int64_t>(result->data->size());
+    if (budget_->ReserveOrReclaim(size)) charged = size;
+  }
   {
     absl::MutexLock lock(&mu_);
     const int64_t expected = layout_->segments[segment].size;
@@ -222,8 +270,9 @@ void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pend
       out = result->data;
       // A damaged copy is served (better a glitch than an aborted stream) but
       // not kept: the next read asks the broker again, so a healed provider
-      // or a re-post is picked up instead of replaying the damage.
-      if (!result->info.damaged) InsertLocked(segment, result->data);
+      // or a re-post is picked up instead of replaying the damage. (Nothing
+      // was charged for it above.)
+      if (!result->info.damaged) InsertLocked(segment, result->data, charged);
     } else {
       out = result.status();
       if (absl::IsNotFound(result.status())) missing_[segment] = {result.status(), absl::Now()};
@@ -271,12 +320,13 @@ int64_t FileCache::lru_hits() const {
 }
 
 FileCacheRegistry::FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file,
-                                     FrontendMetrics* metrics, absl::Duration missing_ttl)
+                                     FrontendMetrics* metrics, absl::Duration missing_ttl, MemoryBudget* budget)
     : fetcher_(fetcher),
       capacity_(std::max<size_t>(1, capacity)),
       lru_segments_(lru_segments_per_file),
       metrics_(metrics),
-      missing_ttl_(missing_ttl) {}
+      missing_ttl_(missing_ttl),
+      budget_(budget) {}
 
 std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayout> layout) {
   absl::MutexLock lock(&mu_);
@@ -285,11 +335,13 @@ std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayo
     order_.splice(order_.begin(), order_, it->second.second);
     return it->second.first;
   }
-  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_, missing_ttl_);
+  auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_, missing_ttl_, budget_);
   order_.push_front(layout->key);
   caches_[layout->key] = {cache, order_.begin()};
   while (caches_.size() > capacity_) {
-    caches_.erase(order_.back());
+    auto old = caches_.find(order_.back());
+    old->second.first->Detach();
+    caches_.erase(old);
     order_.pop_back();
   }
   return cache;
@@ -301,12 +353,33 @@ void FileCacheRegistry::Invalidate(const std::string& path) {
   for (auto it = order_.begin(); it != order_.end();) {
     absl::string_view file_path = absl::string_view(*it).substr(0, it->find('\n'));
     if (path == "/" || file_path == path || absl::StartsWith(file_path, prefix)) {
+      caches_.at(*it).first->Detach();
       caches_.erase(*it);
       it = order_.erase(it);
     } else {
       ++it;
     }
   }
+}
+
+}  // namespace nzbmesh::frontend
+
+namespace nzbmesh::frontend {
+
+int64_t FileCacheRegistry::Reclaim(int64_t n) {
+  absl::MutexLock lock(&mu_);
+  int64_t freed = 0;
+  for (auto it = order_.rbegin(); it != order_.rend() && freed < n; ++it) {
+    freed += caches_.at(*it).first->EvictBytes(n - freed);
+  }
+  return freed;
+}
+
+int64_t FileCacheRegistry::cached_bytes() {
+  absl::MutexLock lock(&mu_);
+  int64_t total = 0;
+  for (const auto& [key, entry] : caches_) total += entry.first->cached_bytes();
+  return total;
 }
 
 }  // namespace nzbmesh::frontend

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "nzbmesh/importer/v1/catalog.pb.h"
 #include "services/frontend/frontend_metrics.h"
+#include "services/frontend/reader_support.h"
 #include "services/frontend/segment_fetcher.h"
 
 namespace nzbmesh::frontend {
@@ -82,8 +83,15 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   // A segment found missing is not fetched again for `missing_ttl` (F3: no
   // reader re-fetches it); after that a provider may have it again (a
   // backbone outage, a re-post), so it is tried afresh.
+  // `budget` (may be null; must outlive the cache) is charged the bytes of
+  // every segment the LRU holds (F11). When it is full a new segment takes
+  // the room of cached segments (through the budget's reclaimer: least
+  // recently opened files first, else this file's own oldest), or is not
+  // kept; it never takes bytes that read-ahead holds.
   FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
-            FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60));
+            FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60),
+            MemoryBudget* budget = nullptr);
+  ~FileCache();  // returns the LRU's bytes to the budget
 
   const ReadLayout& layout() const { return *layout_; }
   std::shared_ptr<const ReadLayout> layout_ptr() const { return layout_; }
@@ -102,19 +110,38 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
 
   int64_t fetches_started() const;
   int64_t lru_hits() const;
+  // Bytes of the segments the LRU holds now (what it has charged to the budget).
+  int64_t cached_bytes() const;
+
+  // Evicts least recently used segments until at least `n` bytes are freed
+  // or the LRU is empty; returns the bytes freed (released to the budget).
+  int64_t EvictBytes(int64_t n);
+  // Empties the LRU and stops caching (the registry forgot this file; readers
+  // still holding it keep working uncached, so no bytes stay charged where
+  // nobody can reclaim them).
+  void Detach();
 
  private:
   void OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result);
   void Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64_t waiter);
-  void InsertLocked(int32_t segment, std::shared_ptr<const std::string> data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Caches `data`. `charged` bytes of the budget are already reserved for it
+  // (0 = reserve here, evicting this file's own oldest entries if needed);
+  // they are released when the segment is not kept.
+  void InsertLocked(int32_t segment, std::shared_ptr<const std::string> data, int64_t charged)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the least recently used segment; returns its bytes (released).
+  int64_t EvictOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   SegmentFetcher* const fetcher_;
   const std::shared_ptr<const ReadLayout> layout_;
   const size_t lru_capacity_;
   FrontendMetrics* const metrics_;  // never null (a no-op instance when none given)
   const absl::Duration missing_ttl_;
+  MemoryBudget* const budget_;  // may be null
 
   mutable absl::Mutex mu_;  // protects the LRU, the missing set, pending fetches, counters
+  int64_t cached_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool detached_ ABSL_GUARDED_BY(mu_) = false;
   std::list<int32_t> lru_ ABSL_GUARDED_BY(mu_);  // front = most recent
   absl::flat_hash_map<int32_t, std::pair<std::shared_ptr<const std::string>, std::list<int32_t>::iterator>> cached_
       ABSL_GUARDED_BY(mu_);
@@ -131,13 +158,23 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
 class FileCacheRegistry {
  public:
   // `metrics` may be null; it gets the caches' hit/miss/cancel counts.
+  // `budget` (may be null) is charged every cached segment (F11); install
+  // Reclaim() as its reclaimer so read-ahead evicts cached segments before
+  // its windows shrink.
   FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, size_t lru_segments_per_file,
-                    FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60));
+                    FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60),
+                    MemoryBudget* budget = nullptr);
   // The cache for layout->key, created if needed (a changed layout for the same
   // key replaces the old cache).
   std::shared_ptr<FileCache> Get(std::shared_ptr<const ReadLayout> layout);
   // Forgets caches of `path` and everything below it.
   void Invalidate(const std::string& path);
+  // Evicts cached segments, least recently opened file first, until at least
+  // `n` bytes are freed or no cache holds any; returns the bytes freed. Takes
+  // the registry's lock, then each cache's: call it with no FileCache lock held.
+  int64_t Reclaim(int64_t n);
+  // Bytes held by the LRUs of the files kept.
+  int64_t cached_bytes();
 
  private:
   SegmentFetcher* const fetcher_;
@@ -145,6 +182,7 @@ class FileCacheRegistry {
   const size_t lru_segments_;
   FrontendMetrics* const metrics_;
   const absl::Duration missing_ttl_;
+  MemoryBudget* const budget_;
   absl::Mutex mu_;  // protects the map and LRU order
   std::list<std::string> order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::pair<std::shared_ptr<FileCache>, std::list<std::string>::iterator>> caches_

@@ -78,9 +78,12 @@ void FileReader::PumpLocked(Actions* a) {
   if (closed() || drained_ || !failed_.ok()) return;
   const int max_window = std::max(1, options_.max_read_ahead);
   window_ = std::clamp(window_, 1, max_window);
-  // The next `window_` distinct segments from the read position.
+  // Until the first segment has arrived only that segment is fetched (F10):
+  // it does not share the broker's connections with read-ahead.
+  const int want = ramped_ ? window_ : 1;
+  // The next `want` distinct segments from the read position.
   std::vector<int32_t> target;
-  for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < window_; ++i) {
+  for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < want; ++i) {
     const auto& p = layout_->pieces[i];
     if (p.file_offset >= end_) break;
     if (std::find(target.begin(), target.end(), p.segment) == target.end()) target.push_back(p.segment);
@@ -113,9 +116,12 @@ void FileReader::PumpLocked(Actions* a) {
     }
     int64_t need = layout_->segments[seg].size;
     if (env_.budget != nullptr) {
+      // Read-ahead takes its bytes from cached segments before it gives up
+      // window (F11).
       if (k == 0) {
-        env_.budget->ForceReserve(need);  // the segment the reader needs now
-      } else if (!env_.budget->TryReserve(need)) {
+        // The segment the reader needs now is never refused.
+        if (!env_.budget->ReserveOrReclaim(need)) env_.budget->ForceReserve(need);
+      } else if (!env_.budget->ReserveOrReclaim(need)) {
         window_ = std::max<int>(1, static_cast<int>(k));  // shrink instead of growing memory
         break;
       }
@@ -130,8 +136,17 @@ void FileReader::PumpLocked(Actions* a) {
   for (const auto& [seg, slot] : slots_) {
     if (slot.state == SlotState::kPending) ++in_flight;
   }
-  stats_.window = window_;
-  stats_.max_window = std::max(stats_.max_window, window_);
+  if (!ramped_ && !target.empty()) {
+    auto first = slots_.find(target[0]);
+    if (first != slots_.end() && first->second.state != SlotState::kPending) {
+      // The first segment was cached: open the window (once; `ramped_` stops the recursion).
+      ramped_ = true;
+      PumpLocked(a);
+      return;
+    }
+  }
+  stats_.window = want;
+  stats_.max_window = std::max(stats_.max_window, want);
   stats_.in_flight = in_flight;
   stats_.max_in_flight = std::max(stats_.max_in_flight, in_flight);
 }
@@ -148,8 +163,10 @@ FileReader::Take FileReader::TakeLocked(size_t max, absl::StatusOr<Chunk>* out) 
   const auto& piece = layout_->pieces[piece_];
   auto it = slots_.find(piece.segment);
   if (it == slots_.end() || it->second.state == SlotState::kPending) {
-    if (it != slots_.end() && !it->second.stalled) {
+    if (it != slots_.end() && !it->second.stalled && ramped_) {
       // The consumer is faster than the window: grow it (doubling, capped).
+      // Waiting for the first segment says nothing about the consumer's
+      // speed, so it never grows the window.
       it->second.stalled = true;
       ++stats_.stalls;
       window_ = std::min(window_ * 2, std::max(1, options_.max_read_ahead));
@@ -190,12 +207,17 @@ void FileReader::Run(Actions a) {
   }
   if (!a.fetch.empty()) {
     FetchOptions opts;
+    int32_t needed_now = -1;  // the segment at the read position
     {
       absl::MutexLock lock(&mu_);
       opts = FetchOptionsLocked();
+      if (piece_ < layout_->pieces.size()) needed_now = layout_->pieces[piece_].segment;
     }
     auto self = shared_from_this();
     for (const auto& [seg, id] : a.fetch) {
+      // Every other segment is read-ahead: the broker serves it after
+      // needed-now fetches (B12).
+      opts.read_ahead = seg != needed_now;
       std::unique_ptr<FileCache::Ticket> ticket =
           file_->Acquire(seg, opts, [self, seg = seg, id = id](absl::StatusOr<std::shared_ptr<const std::string>> r) {
             self->OnData(seg, id, std::move(r));
@@ -231,6 +253,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     if (result.ok()) {
       s.state = SlotState::kReady;
       s.data = *std::move(result);
+      ramped_ = true;  // before it, this was the only fetch: the first segment is here (F10)
     } else if (IsTransient(result.status()) && s.attempts < options_.max_fetch_attempts && !closed()) {
       s.fetch_id = next_fetch_id_++;
       if (env_.scheduler != nullptr) {

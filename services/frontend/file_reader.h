@@ -14,7 +14,9 @@
 //   F3 a segment reported missing is never fetched again (FileCache);
 //   F4 Close() cancels pending retries at once;
 //   F5 small random reads are served by the file's segment LRU;
-//   F6 reads are clamped to the file size.
+//   F6 reads are clamped to the file size;
+//   F10 until the first segment of a fresh reader has arrived, exactly one
+//       fetch is in flight (the window opens only after it).
 #ifndef NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
 #define NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
 
@@ -44,8 +46,12 @@ struct ReaderEnv {
 };
 
 struct ReaderOptions {
-  // Segments kept fetched or in flight ahead of the reader when it starts;
-  // doubles each time the consumer has to wait, up to max_read_ahead.
+  // Until the reader's first segment has arrived, exactly that one segment is
+  // fetched (F10: after a start or seek the segment the player waits for does
+  // not share bandwidth with read-ahead). Then the window opens to
+  // initial_read_ahead segments and doubles each time the consumer catches up
+  // with it (waits on a segment still in flight: it reads faster than the
+  // window fetches), up to max_read_ahead.
   int initial_read_ahead = 2;
   // Upper bound of the window (F1). Values < 1 are treated as 1.
   int max_read_ahead = 16;
@@ -153,6 +159,7 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
   size_t piece_ ABSL_GUARDED_BY(mu_) = 0;       // current piece index in the layout
   int64_t pos_ ABSL_GUARDED_BY(mu_) = 0;        // next file offset to deliver
   int window_ ABSL_GUARDED_BY(mu_) = 1;
+  bool ramped_ ABSL_GUARDED_BY(mu_) = false;  // the first segment has arrived (F10)
   absl::flat_hash_map<int32_t, Slot> slots_ ABSL_GUARDED_BY(mu_);
   uint64_t next_fetch_id_ ABSL_GUARDED_BY(mu_) = 1;
   ChunkCallback pending_read_ ABSL_GUARDED_BY(mu_);

@@ -1102,11 +1102,15 @@ FrontendServer::FrontendServer(const Options& options, Deps deps, std::unique_pt
       budget_(options.stream_memory_limit),
       closers_(std::max(1, options.closer_threads)),
       files_(deps.fetcher, options.cached_files, options.lru_segments_per_file, metrics_,
-             options.missing_segment_ttl),
+             options.missing_segment_ttl, &budget_),
       streams_(StreamRegistry::Options{options.recent_streams, options.recent_streams_ttl}),
       classifier_(ReadClassifier::Options{options.probe_max_bytes, options.probe_sequential_window}),
       urls_(std::move(urls)),
-      ioc_(std::make_shared<asio::io_context>(std::max(1, options.io_threads))) {}
+      ioc_(std::make_shared<asio::io_context>(std::max(1, options.io_threads))) {
+  // One limit for every decoded segment held (F11): read-ahead evicts cached
+  // segments before its windows shrink.
+  budget_.SetReclaimer([this](int64_t n) { return files_.Reclaim(n); });
+}
 
 FrontendServer::~FrontendServer() { Shutdown(absl::ZeroDuration()); }
 

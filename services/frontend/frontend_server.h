@@ -104,9 +104,12 @@ class FrontendServer {
     // Reader: initial and maximum read-ahead in segments (see ReaderOptions).
     int initial_read_ahead = 2;
     int max_read_ahead = 16;
-    // Read-ahead memory of all streams together; windows shrink past it. 0 = unlimited.
+    // Decoded-segment memory of all streams together: read-ahead windows and
+    // the per-file segment LRUs (F11). Cached segments are evicted first, then
+    // windows shrink. 0 = unlimited.
     int64_t stream_memory_limit = int64_t{512} << 20;
-    // Decoded segments cached per file for small random reads (F5).
+    // Decoded segments cached per file for small random reads (F5), within
+    // stream_memory_limit.
     size_t lru_segments_per_file = 8;
     // A segment found missing is not fetched again for this long (F3), then
     // tried afresh (a provider may have it again).

@@ -38,6 +38,7 @@ class GrpcSegmentFetcher::FetchReactor : public grpc::ClientReadReactor<broker::
     req_.set_message_id(message_id);
     req_.set_traffic_class(ToProto(options.traffic_class));
     req_.set_stream_session_id(options.stream_session_id);
+    req_.set_read_ahead(options.read_ahead);
     req_.set_chunk_bytes(owner_->options_.chunk_bytes);
     owner_->stub_->async()->FetchSegment(&state_->context, &req_, this);
     StartRead(&resp_);

@@ -52,7 +52,8 @@ PrometheusFrontendMetrics::PrometheusFrontendMetrics(metrics::Registry& registry
                    .Add({});
   read_ahead_ = &metrics::BuildGauge()
                      .Name("nzbmesh_frontend_read_ahead_bytes")
-                     .Help("Read-ahead memory reserved by all streams.")
+                     .Help("Decoded-segment bytes held against stream_memory_limit: every stream's "
+                           "read-ahead and the per-file segment caches.")
                      .Register(registry)
                      .Add({});
   cache_hits_ = &metrics::BuildCounter()

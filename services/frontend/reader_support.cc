@@ -1,19 +1,31 @@
 #include "services/frontend/reader_support.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace nzbmesh::frontend {
 
 bool MemoryBudget::TryReserve(int64_t n) {
   if (limit_ <= 0) {
-    used_.fetch_add(n, std::memory_order_relaxed);
+    NotePeak(used_.fetch_add(n, std::memory_order_relaxed) + n);
     return true;
   }
   int64_t cur = used_.load(std::memory_order_relaxed);
   while (true) {
     if (cur + n > limit_) return false;
-    if (used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed)) return true;
+    if (used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed)) {
+      NotePeak(cur + n);
+      return true;
+    }
   }
+}
+
+bool MemoryBudget::ReserveOrReclaim(int64_t n) {
+  if (TryReserve(n)) return true;
+  if (!reclaimer_) return false;
+  // Concurrent releases may have made room meanwhile: ask for at least 1 byte.
+  reclaimer_(std::max<int64_t>(1, used() + n - limit_));
+  return TryReserve(n);
 }
 
 CloserPool::CloserPool(int threads) : max_threads_(threads) {}

@@ -17,25 +17,55 @@
 
 namespace nzbmesh::frontend {
 
-// Bytes of read-ahead held by all readers together (`stream_memory_limit`).
+// Bytes of decoded segments held by the frontend (`stream_memory_limit`):
+// every reader's read-ahead window and every file's segment LRU (F11).
 // Lock-free. Readers reserve before fetching ahead and give the bytes back
-// when the segment is consumed or dropped.
+// when the segment is consumed or dropped; a FileCache reserves a segment's
+// bytes while its LRU holds it.
+//
+// A segment held by a reader and by the LRU at once is charged twice, so
+// used() bounds the bytes really held from above.
+//
+// Priority: read-ahead and a newly fetched segment (ReserveOrReclaim) may
+// take bytes from cached segments through the reclaimer; nothing ever takes
+// bytes from read-ahead: a cache that finds no room does not keep the segment.
 class MemoryBudget {
  public:
+  // Frees at least `n` bytes of cached segments if it can (they are
+  // Release()d back into this budget); returns the bytes freed. Must not call
+  // back into the caller's locks (FileCacheRegistry::Reclaim).
+  using Reclaimer = std::function<int64_t(int64_t n)>;
+
   // limit 0 = unlimited.
   explicit MemoryBudget(int64_t limit_bytes) : limit_(limit_bytes) {}
+  // Installs the reclaimer; call before the budget is used (not thread-safe
+  // against concurrent reservations).
+  void SetReclaimer(Reclaimer r) { reclaimer_ = std::move(r); }
   // Reserves `n` bytes if that keeps usage within the limit.
   bool TryReserve(int64_t n);
+  // TryReserve; when that fails, asks the reclaimer to evict cached segments
+  // for the shortfall and tries once more.
+  bool ReserveOrReclaim(int64_t n);
   // Reserves regardless of the limit: the one segment a reader needs to make
-  // progress is never refused (so the overshoot is at most one segment per reader).
-  void ForceReserve(int64_t n) { used_.fetch_add(n, std::memory_order_relaxed); }
+  // progress is never refused (so the overshoot is at most one segment per
+  // reader, and only while read-ahead alone fills the budget).
+  void ForceReserve(int64_t n) { NotePeak(used_.fetch_add(n, std::memory_order_relaxed) + n); }
   void Release(int64_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
   int64_t used() const { return used_.load(std::memory_order_relaxed); }
+  // Highest used() seen since construction.
+  int64_t peak() const { return peak_.load(std::memory_order_relaxed); }
   int64_t limit() const { return limit_; }
 
  private:
+  void NotePeak(int64_t v) {
+    int64_t p = peak_.load(std::memory_order_relaxed);
+    while (v > p && !peak_.compare_exchange_weak(p, v, std::memory_order_relaxed)) {
+    }
+  }
   const int64_t limit_;
+  Reclaimer reclaimer_;
   std::atomic<int64_t> used_{0};
+  std::atomic<int64_t> peak_{0};
 };
 
 // Runs close/drain work on at most `threads` threads started lazily; when

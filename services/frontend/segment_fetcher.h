@@ -46,6 +46,9 @@ struct FetchOptions {
   TrafficClass traffic_class = TrafficClass::kStream;
   // Broker stream session the fetch counts against; 0 = none.
   uint64_t stream_session_id = 0;
+  // Fetched ahead of the read position (not the segment a reader waits for
+  // now): the broker serves such STREAM fetches after needed-now ones (B12).
+  bool read_ahead = false;
 };
 
 // A fetch in progress. Destroying the handle does NOT cancel: call Cancel().

@@ -113,6 +113,55 @@ TEST_F(StormTest, B3_StreamIsDispatchedOnTheFirstFreedSlot) {
   ExpectNoLeaks();
 }
 
+// B12: within STREAM, a needed-now fetch goes before every read-ahead fetch
+// already waiting (other streams' too); FIFO within each kind.
+TEST_F(StormTest, B12_NeededNowStreamFetchGoesBeforeQueuedReadAhead) {
+  FakeNntpServer* server = StartServer();
+  auto ahead_a = Post({server}, 10, 1024, "ahead-a");
+  auto ahead_b = Post({server}, 10, 1024, "ahead-b");
+  auto now = Post({server}, 2, 1024, "now");
+  FakeNntpServer::Gate* gate = server->AddGate("");
+  PoolOptions o;
+  o.providers = {Provider("main", server, 1, 1)};  // C = 1: the wire order is the dispatch order
+  Pool* pool = MakePool(o);
+  const uint64_t a = pool->OpenSession("a"), b = pool->OpenSession("b");
+  const uint64_t c = pool->OpenSession("c"), d = pool->OpenSession("d");
+  Results results;
+  auto fetch = [&](const std::string& id, uint64_t session, bool read_ahead) {
+    FetchRequest r = Req(id, TrafficClass::kStream, session);
+    r.read_ahead = read_ahead;
+    pool->Fetch(std::move(r), results.Callback(id));
+  };
+  for (const auto& id : ahead_a) fetch(id, a, true);
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 1; }));  // ahead-a-0 holds the one slot
+  for (const auto& id : ahead_b) fetch(id, b, true);
+  fetch(now[0], c, false);
+  fetch(now[1], d, false);
+  ASSERT_TRUE(WaitUntil([&] { return pool->Status().queued[0] == 21; }));
+  gate->Release(1);
+  ASSERT_TRUE(WaitUntil([&] { return server->calls(now[0]) == 1; }));
+  gate->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(22));
+  std::vector<std::string> bodies;
+  for (const auto& cmd : server->command_log()) {
+    if (cmd.command == "BODY") bodies.push_back(cmd.message_id);
+  }
+  // On the wire: the gated read-ahead, both needed-now fetches in arrival
+  // order, then the read-ahead in arrival order.
+  std::vector<std::string> want = {ahead_a[0], now[0], now[1]};
+  for (size_t i = 1; i < ahead_a.size(); ++i) want.push_back(ahead_a[i]);
+  for (const auto& id : ahead_b) want.push_back(id);
+  EXPECT_EQ(bodies, want);
+  for (const auto& id : want) {
+    FetchResult r = results.Get(id);
+    EXPECT_TRUE(r.status.ok()) << id << ": " << r.status;
+    ASSERT_TRUE(r.data) << id;
+    EXPECT_EQ(*r.data, data_[id]) << id;
+  }
+  for (uint64_t s : {a, b, c, d}) pool->CloseSession(s);
+  ExpectNoLeaks();
+}
+
 TEST_F(StormTest, B4_OpenSessionsReserveSlotsForPlayback) {
   FakeNntpServer* server = StartServer();
   auto ids = Post({server}, 40, 4096);

@@ -118,6 +118,12 @@ class FakeSegmentFetcher : public SegmentFetcher {
     auto it = classes_.find(id);
     return it == classes_.end() ? std::vector<TrafficClass>{} : it->second;
   }
+  // FetchOptions::read_ahead of every Fetch of `id`, in call order.
+  std::vector<bool> read_ahead(const std::string& id) const {
+    absl::MutexLock lock(&mu_);
+    auto it = read_ahead_.find(id);
+    return it == read_ahead_.end() ? std::vector<bool>{} : it->second;
+  }
   // Waits until `pred` (evaluated under the fake's lock) holds or `timeout` passes.
   bool WaitFor(std::function<bool(const FakeSegmentFetcher&)> pred, absl::Duration timeout) const {
     absl::Time deadline = absl::Now() + timeout;
@@ -148,6 +154,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
       ++total_calls_;
       if (options.traffic_class == TrafficClass::kProbe) ++probe_calls_;
       classes_[message_id].push_back(options.traffic_class);
+      read_ahead_[message_id].push_back(options.read_ahead);
       ++in_flight_;
       max_in_flight_ = std::max(max_in_flight_, in_flight_);
       auto lat = latency_by_id_.find(message_id);
@@ -286,6 +293,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
   std::vector<std::shared_ptr<Flight>> cancelled_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<TrafficClass>> classes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<bool>> read_ahead_ ABSL_GUARDED_BY(mu_);
   int total_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int probe_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

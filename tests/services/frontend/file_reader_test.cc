@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "services/frontend/file_cache.h"
@@ -343,7 +344,9 @@ TEST_F(ReaderTest, F8_CloseOfBlockedReadReturnsFast) {
       if (n.status().code() == absl::StatusCode::kCancelled) ++cancelled;
     });
   }
-  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() >= 2; }, absl::Seconds(2)));
+  // Every reader starts in segment 0 and shares its one fetch (F10: nothing
+  // else is fetched before it arrives).
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() >= 1; }, absl::Seconds(2)));
   absl::Duration worst;
   for (auto& r : readers) {
     absl::Time t0 = absl::Now();
@@ -401,12 +404,214 @@ TEST_F(ReaderTest, CloseReturnsReservedMemory) {
   auto file = MakeFile(10, 10000);
   fetcher_.Hold();
   auto r = FileReader::Open(env(), file, 0, file->layout().size, {});
-  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 2; }, absl::Seconds(2)));
-  EXPECT_EQ(budget_.used(), 20000);
+  // F10: before its first segment arrives a fresh reader fetches only that one.
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 1; }, absl::Seconds(2)));
+  EXPECT_EQ(budget_.used(), 10000);
   r->Close();
   ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher& f) { return f.in_flight() == 0 && budget_.used() == 0; },
                                absl::Seconds(2)));
-  EXPECT_EQ(fetcher_.cancels(), 2);
+  EXPECT_EQ(fetcher_.cancels(), 1);
+}
+
+// F10: a fresh reader (start or seek) has exactly one fetch in flight until
+// its first segment has arrived, however often the consumer asks; then the
+// window opens to initial_read_ahead and grows only while the consumer keeps
+// catching up with it.
+TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
+  auto file = MakeFile(40, 10000);
+  fetcher_.Hold();
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 16;
+  // A seek: the reader starts in the middle of segment 10.
+  auto r = FileReader::Open(env(), file, 10 * 10000 + 1234, file->layout().size, o);
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() == 1; }, absl::Seconds(5)));
+  // The consumer waits for its first bytes: no read-ahead starts.
+  absl::Mutex mu;
+  bool got = false;
+  size_t got_size = 0;
+  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
+    absl::MutexLock lock(&mu);
+    got = true;
+    got_size = c.ok() ? c->size : 0;
+  });
+  EXPECT_EQ(fetcher_.total_calls(), 1);
+  EXPECT_EQ(fetcher_.in_flight(), 1);
+  EXPECT_EQ(fetcher_.calls(ids_[10]), 1);
+  EXPECT_EQ(fetcher_.read_ahead(ids_[10]), std::vector<bool>{false});  // needed now (B12)
+  EXPECT_EQ(r->stats().in_flight, 1);
+  EXPECT_EQ(r->stats().max_in_flight, 1);
+  EXPECT_EQ(r->stats().window, 1);
+  EXPECT_EQ(r->stats().stalls, 0);  // waiting for the first segment is not a stall
+  // The first segment arrives: the read completes and the window opens to 4.
+  fetcher_.Release();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&got), absl::Seconds(10)));
+    EXPECT_EQ(got_size, 10000u - 1234u);
+  }
+  // Segment 10 is consumed; the next four were requested before the read
+  // was delivered (nobody reads until ReadAll below, so nothing else starts).
+  EXPECT_EQ(fetcher_.total_calls(), 5);
+  EXPECT_EQ(r->stats().window, 4);
+  for (int i = 10; i < 15; ++i) EXPECT_EQ(fetcher_.calls(ids_[i]), 1) << i;
+  // Segment 11 is at the read position now (needed next); 12-14 are ahead.
+  EXPECT_EQ(fetcher_.read_ahead(ids_[11]), std::vector<bool>{false});
+  for (int i = 12; i < 15; ++i) EXPECT_EQ(fetcher_.read_ahead(ids_[i]), std::vector<bool>{true}) << i;
+  // The rest of the range still reads correctly.
+  auto rest = ReadAll(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, content_.substr(11 * 10000));
+  r->Close();
+}
+
+// F11: read-ahead and the per-file segment LRUs share one budget. Many files
+// are played through a registry charged to a small budget (the LRUs alone
+// would hold 48 files x 8 segments = 3.84 MB against 200 KB): the accounting
+// never exceeds the limit, read-ahead takes its window from cached segments
+// instead of shrinking, a new segment takes the room of older cached ones,
+// and every byte is returned.
+TEST_F(ReaderTest, F11_ReadAheadAndSegmentCacheShareTheMemoryBudget) {
+  constexpr int64_t kSeg = 10000;
+  constexpr int64_t kLimit = 20 * kSeg;
+  MemoryBudget budget(kLimit);
+  FileCacheRegistry registry(&fetcher_, 64, 8, nullptr, absl::Seconds(60), &budget);
+  budget.SetReclaimer([&](int64_t n) { return registry.Reclaim(n); });
+  ReaderEnv e{&budget, &closers_, &scheduler_};
+  // MakeFile registers segments with the fake; the layouts go to `registry`.
+  auto make = [&](int i) {
+    std::shared_ptr<FileCache> f = MakeFile(12, kSeg, 0, absl::StrCat("many", i));
+    return registry.Get(f->layout_ptr());
+  };
+  fetcher_.SetLatency(absl::Milliseconds(1));
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 8;
+  // Phase 1: 48 files played one after another, each in full.
+  for (int i = 0; i < 48; ++i) {
+    auto file = make(i);
+    std::string want = content_;
+    auto r = FileReader::Open(e, file, 0, file->layout().size, o);
+    auto all = ReadAll(*r, 4000);
+    ASSERT_TRUE(all.ok()) << all.status();
+    ASSERT_EQ(*all, want) << i;
+    r->Close();
+    ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher&) { return r->stats().reserved_bytes == 0; },
+                                 absl::Seconds(10)));
+    // Only the LRUs hold bytes now, and exactly what they charged.
+    EXPECT_EQ(budget.used(), registry.cached_bytes()) << i;
+    EXPECT_LE(budget.peak(), kLimit) << i;
+  }
+  EXPECT_GT(registry.cached_bytes(), 0);  // the caches did keep what fit
+  EXPECT_LE(registry.cached_bytes(), kLimit);
+
+  // Phase 2: the budget is full of cached segments (the last player released
+  // at most its window of 8, so at most 80 KB is free); a new reader still
+  // opens its whole window of 16 (cached segments go first, F11).
+  ReaderOptions wide = o;
+  wide.initial_read_ahead = 16;
+  wide.max_read_ahead = 16;
+  ASSERT_LT(kLimit - budget.used(), 16 * kSeg);
+  auto file = registry.Get(MakeFile(20, kSeg, 0, "wide")->layout_ptr());
+  std::string want = content_;
+  fetcher_.Hold();
+  auto r = FileReader::Open(e, file, 0, file->layout().size, wide);
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 1; }, absl::Seconds(5)));
+  fetcher_.Release();
+  char buf[100];
+  ASSERT_TRUE(r->Read(buf, sizeof(buf)).ok());
+  EXPECT_EQ(r->stats().window, 16);
+  EXPECT_EQ(r->stats().reserved_bytes, 16 * kSeg);  // window not shrunk by the caches
+  EXPECT_LE(budget.peak(), kLimit);
+  auto rest = ReadAll(*r, 4000);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(std::string(buf, sizeof(buf)) + *rest, want);
+  r->Close();
+  ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher&) { return r->stats().reserved_bytes == 0; },
+                               absl::Seconds(10)));
+  // F5 within a full budget: a small read's segment takes the room of older
+  // files' cached segments, so the next small read of it is an LRU hit.
+  auto small_read = [&] {
+    auto s = FileReader::Open(e, file, 5 * kSeg + 5, 5 * kSeg + 50, o);
+    auto got = ReadAll(*s);
+    s->Close();
+    return got;
+  };
+  ASSERT_EQ(small_read().value_or(""), want.substr(5 * kSeg + 5, 45));
+  const int64_t fetched = fetcher_.total_calls();
+  ASSERT_EQ(small_read().value_or(""), want.substr(5 * kSeg + 5, 45));
+  EXPECT_EQ(fetcher_.total_calls(), fetched);
+  EXPECT_LE(budget.peak(), kLimit);
+
+  // Phase 3: 6 concurrent players over further files. Each may force one
+  // needed-now segment past the limit only while read-ahead alone fills it.
+  constexpr int kPlayers = 6;
+  std::vector<std::thread> players;
+  std::atomic<int> ok{0};
+  std::vector<std::shared_ptr<FileCache>> files;
+  std::vector<std::string> wants;
+  for (int i = 0; i < kPlayers; ++i) {
+    files.push_back(make(200 + i));
+    wants.push_back(content_);
+  }
+  for (int i = 0; i < kPlayers; ++i) {
+    players.emplace_back([&, i] {
+      auto pr = FileReader::Open(e, files[i], 0, files[i]->layout().size, o);
+      auto got = ReadAll(*pr, 3000);
+      if (got.ok() && *got == wants[i]) ++ok;
+      pr->Close();
+    });
+  }
+  for (auto& t : players) t.join();
+  EXPECT_EQ(ok.load(), kPlayers);
+  EXPECT_LE(budget.peak(), kLimit + kPlayers * kSeg);
+  ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher& f) {
+    return f.in_flight() == 0 && budget.used() == registry.cached_bytes();
+  }, absl::Seconds(10)));
+  EXPECT_LE(budget.used(), kLimit);
+  // Forgetting the files returns every cached byte.
+  registry.Invalidate("/");
+  EXPECT_EQ(registry.cached_bytes(), 0);
+  EXPECT_EQ(budget.used(), 0);
+}
+
+// F11: with the budget full of cached segments, a newly fetched segment
+// takes the room of the least recently opened file's, never more than the
+// limit, and a cache with nothing to give up still serves its callers.
+TEST_F(ReaderTest, F11_NewSegmentTakesTheRoomOfOlderFilesCache) {
+  constexpr int64_t kSeg = 10000;
+  MemoryBudget budget(3 * kSeg);
+  FileCacheRegistry registry(&fetcher_, 64, 8, nullptr, absl::Seconds(60), &budget);
+  budget.SetReclaimer([&](int64_t n) { return registry.Reclaim(n); });
+  auto older = registry.Get(MakeFile(4, kSeg, 0, "older")->layout_ptr());
+  auto newer = registry.Get(MakeFile(4, kSeg, 0, "newer")->layout_ptr());
+  auto fetch = [&](FileCache& f, int32_t seg) {
+    absl::Notification done;
+    bool ok = false;
+    auto t = f.Acquire(seg, {}, [&](absl::StatusOr<std::shared_ptr<const std::string>> r) {
+      ok = r.ok() && (*r)->size() == static_cast<size_t>(kSeg);
+      done.Notify();
+    });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return ok;
+  };
+  for (int32_t i = 0; i < 3; ++i) ASSERT_TRUE(fetch(*older, i));
+  EXPECT_EQ(older->cached_bytes(), 3 * kSeg);
+  EXPECT_EQ(budget.used(), 3 * kSeg);
+  ASSERT_TRUE(fetch(*newer, 0));
+  EXPECT_EQ(newer->cached_bytes(), kSeg);  // cached although the budget was full
+  EXPECT_EQ(older->cached_bytes(), 2 * kSeg);
+  EXPECT_EQ(budget.used(), 3 * kSeg);
+  EXPECT_LE(budget.peak(), 3 * kSeg);
+  EXPECT_NE(older->Lookup(2), nullptr);  // the older file lost its oldest segment
+  EXPECT_EQ(older->Lookup(0), nullptr);
+  // Read-ahead holding the whole budget: nothing cached, callers still served.
+  ASSERT_TRUE(budget.ReserveOrReclaim(3 * kSeg));
+  EXPECT_EQ(registry.cached_bytes(), 0);
+  ASSERT_TRUE(fetch(*newer, 1));
+  EXPECT_EQ(newer->cached_bytes(), 0);
+  EXPECT_EQ(budget.used(), 3 * kSeg);
+  budget.Release(3 * kSeg);
 }
 
 TEST(ReadLayoutTest, ArchiveExtentsMapAcrossVolumes) {

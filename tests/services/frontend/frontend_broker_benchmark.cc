@@ -46,9 +46,10 @@
 //                           that response (fetches and stream session)
 // Run: bazel run -c opt //tests/services/frontend:frontend_broker_benchmark
 // Experiments (not defaults): NZBMESH_BENCH_STREAM_MEMORY_MB,
-// NZBMESH_BENCH_MAX_READ_AHEAD and NZBMESH_BENCH_LRU_SEGMENTS override those
-// options of the main frontend, NZBMESH_BENCH_TTFB_READ_AHEAD the initial
-// read-ahead of the TTFB frontend.
+// NZBMESH_BENCH_MAX_READ_AHEAD, NZBMESH_BENCH_LRU_SEGMENTS and
+// NZBMESH_BENCH_INITIAL_READ_AHEAD override those options of the main
+// frontend, NZBMESH_BENCH_TTFB_READ_AHEAD the initial read-ahead of the TTFB
+// frontend.
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
@@ -303,6 +304,7 @@ struct Env {
     if (const char* mb = getenv("NZBMESH_BENCH_STREAM_MEMORY_MB")) o.stream_memory_limit = int64_t{atoi(mb)} << 20;
     if (const char* n = getenv("NZBMESH_BENCH_MAX_READ_AHEAD")) o.max_read_ahead = atoi(n);
     if (const char* n = getenv("NZBMESH_BENCH_LRU_SEGMENTS")) o.lru_segments_per_file = static_cast<size_t>(atoi(n));
+    if (const char* n = getenv("NZBMESH_BENCH_INITIAL_READ_AHEAD")) o.initial_read_ahead = atoi(n);
     server = std::move(*FrontendServer::Create(o, {fetcher.get(), &caching, &importer, nullptr}));
     FrontendServer::Options cold_o;
     cold_o.lru_segments_per_file = 0;
