@@ -78,9 +78,10 @@ void FileReader::PumpLocked(Actions* a) {
   if (closed() || drained_ || !failed_.ok()) return;
   const int max_window = std::max(1, options_.max_read_ahead);
   window_ = std::clamp(window_, 1, max_window);
-  // Until the first segment has arrived only that segment is fetched (F10):
-  // it does not share the broker's connections with read-ahead.
-  const int want = ramped_ ? window_ : 1;
+  // Until the first segment has arrived at most fresh_read_ahead segments are
+  // fetched (F10): the needed one does not share the broker's connections
+  // with a burst of read-ahead.
+  const int want = ramped_ ? window_ : std::clamp(options_.fresh_read_ahead, 1, window_);
   // The next `want` distinct segments from the read position.
   std::vector<int32_t> target;
   for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < want; ++i) {

@@ -46,12 +46,18 @@ struct ReaderEnv {
 };
 
 struct ReaderOptions {
-  // Until the reader's first segment has arrived, exactly that one segment is
-  // fetched (F10: after a start or seek the segment the player waits for does
-  // not share bandwidth with read-ahead). Then the window opens to
-  // initial_read_ahead segments and doubles each time the consumer catches up
-  // with it (waits on a segment still in flight: it reads faster than the
-  // window fetches), up to max_read_ahead.
+  // Until the reader's first segment has arrived, at most fresh_read_ahead
+  // segments are fetched — the one the player waits for (needed now) and
+  // fresh_read_ahead − 1 flagged read-ahead, which the broker serves after
+  // every needed-now fetch (B12) — and the window never grows (F10: after a
+  // start or seek the segment the player waits for does not share bandwidth
+  // with a burst of read-ahead). 1 = that segment alone; 2 (default) also
+  // hides one article latency right after the first segment, which with
+  // real providers' 100-300 ms replies is otherwise a stall at every start.
+  // Then the window opens to initial_read_ahead segments and doubles each
+  // time the consumer catches up with it (waits on a segment still in
+  // flight: it reads faster than the window fetches), up to max_read_ahead.
+  int fresh_read_ahead = 2;
   int initial_read_ahead = 2;
   // Upper bound of the window (F1). Values < 1 are treated as 1.
   int max_read_ahead = 16;

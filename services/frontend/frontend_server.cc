@@ -759,6 +759,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   void OpenPartReader() {
     const ByteRange& r = stream_->parts[stream_->part];
     ReaderOptions ro;
+    ro.fresh_read_ahead = o_.fresh_read_ahead;
     ro.initial_read_ahead = o_.initial_read_ahead;
     ro.max_read_ahead = o_.max_read_ahead;
     ro.max_fetch_attempts = o_.max_fetch_attempts;

@@ -101,7 +101,9 @@ class FrontendServer {
     int addurl_max_redirects = 5;
     std::string addurl_ca_file;
 
-    // Reader: initial and maximum read-ahead in segments (see ReaderOptions).
+    // Reader: read-ahead in segments before the first segment arrives, then
+    // initial and maximum (see ReaderOptions).
+    int fresh_read_ahead = 2;
     int initial_read_ahead = 2;
     int max_read_ahead = 16;
     // Decoded-segment memory of all streams together: read-ahead windows and

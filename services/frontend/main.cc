@@ -61,6 +61,8 @@ absl::StatusOr<FrontendConfig> ParseConfig(const config::ConfigFile& file) {
   NZB_ASSIGN_OR_RETURN(int64_t io_threads, s.Int("io_threads", c.server.io_threads));
   NZB_ASSIGN_OR_RETURN(int64_t max_conn, s.Int("max_connections", c.server.max_connections));
   NZB_ASSIGN_OR_RETURN(int64_t read_ahead, s.Int("max_read_ahead", c.server.max_read_ahead));
+  NZB_ASSIGN_OR_RETURN(int64_t fresh_ahead, s.Int("fresh_read_ahead", c.server.fresh_read_ahead));
+  NZB_ASSIGN_OR_RETURN(int64_t initial_ahead, s.Int("initial_read_ahead", c.server.initial_read_ahead));
   NZB_ASSIGN_OR_RETURN(int64_t mem_mb, s.Int("stream_memory_limit_mb", c.server.stream_memory_limit >> 20));
   NZB_ASSIGN_OR_RETURN(int64_t lru, s.Int("lru_segments_per_file", static_cast<int64_t>(c.server.lru_segments_per_file)));
   NZB_ASSIGN_OR_RETURN(c.server.missing_segment_ttl, s.Duration("missing_segment_ttl", c.server.missing_segment_ttl));
@@ -79,6 +81,8 @@ absl::StatusOr<FrontendConfig> ParseConfig(const config::ConfigFile& file) {
   c.server.io_threads = static_cast<int>(io_threads);
   c.server.max_connections = static_cast<int>(max_conn);
   c.server.max_read_ahead = static_cast<int>(read_ahead);
+  c.server.fresh_read_ahead = static_cast<int>(fresh_ahead);
+  c.server.initial_read_ahead = static_cast<int>(initial_ahead);
   c.server.stream_memory_limit = mem_mb << 20;
   c.server.lru_segments_per_file = static_cast<size_t>(lru);
   NZB_ASSIGN_OR_RETURN(std::vector<config::SectionReader> users, s.List("webdav_users"));

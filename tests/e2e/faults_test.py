@@ -131,8 +131,14 @@ class Faults(unittest.TestCase):
         s.news("/limit?connections=1")
         s.news("/drop")  # every connection must be dialled again: the second is refused with 502
         s.news("/reset")
-        self.import_wait("show.s01e07.mkv", "tv7")  # never streamed: no frontend cache can answer
-        status, _, data = self.stream("tv7", "show.s01e07.mkv")
+        # Replies slow enough that the work queues up and the broker must dial
+        # a second connection (fast replies could all fit on the first one).
+        s.news("/fault?latency_ms=150")
+        try:
+            self.import_wait("show.s01e07.mkv", "tv7")  # never streamed: no frontend cache can answer
+            status, _, data = self.stream("tv7", "show.s01e07.mkv")
+        finally:
+            s.news("/clear")
         self.assertEqual((status, sha256(data)), (200, sha256(FILES["show.s01e07.mkv"])))
         stats = s.news("/stats")
         s.news("/limit?connections=0")

@@ -5,6 +5,7 @@ a spool folder and a control API for faults and counters), the broker, two
 importers, two frontends and the speed-test service, all against a fresh
 database in the PostgreSQL named by NZBMESH_PG_URL. Every wait has a deadline.
 """
+import atexit
 import base64
 import hashlib
 import json
@@ -22,10 +23,78 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 
+_PORT_LOCKS = "/tmp/nzbmesh-test-ports"
+_held_ports = []
+
+
+def _release_ports():
+    for path in _held_ports:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+atexit.register(_release_ports)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for a service this test starts later.
+
+    Not from the kernel's ephemeral range: a port bound to 0 and released can
+    be handed out again at once as the local port of any outgoing connection
+    (the suites open thousands), and the service then fails with "address
+    already in use". The ports come from below that range, each reserved by a
+    lock file holding this process's pid, so suites running side by side
+    (Bazel runs tests in parallel) never pick the same one; a lock left by a
+    dead process is taken over.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_lo = 32768
+    lo, hi = 15000, max(15001, min(ephemeral_lo, 65536) - 1)
+    os.makedirs(_PORT_LOCKS, exist_ok=True)
+    rng = random.SystemRandom()
+    for _ in range(2000):
+        port = rng.randint(lo, hi)
+        path = os.path.join(_PORT_LOCKS, str(port))
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                continue
+            if owner and not _pid_alive(owner):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                os.unlink(path)
+                continue
+        _held_ports.append(path)
+        return port
+    raise AssertionError(f"no free loopback port in [{lo}, {hi}]")
 
 
 def runfile(path):

@@ -404,13 +404,14 @@ TEST_F(ReaderTest, CloseReturnsReservedMemory) {
   auto file = MakeFile(10, 10000);
   fetcher_.Hold();
   auto r = FileReader::Open(env(), file, 0, file->layout().size, {});
-  // F10: before its first segment arrives a fresh reader fetches only that one.
-  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 1; }, absl::Seconds(2)));
-  EXPECT_EQ(budget_.used(), 10000);
+  // F10: before its first segment arrives a fresh reader fetches
+  // fresh_read_ahead (default 2) segments.
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 2; }, absl::Seconds(2)));
+  EXPECT_EQ(budget_.used(), 20000);
   r->Close();
   ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher& f) { return f.in_flight() == 0 && budget_.used() == 0; },
                                absl::Seconds(2)));
-  EXPECT_EQ(fetcher_.cancels(), 1);
+  EXPECT_EQ(fetcher_.cancels(), 2);
 }
 
 // F10: a fresh reader (start or seek) has exactly one fetch in flight until
@@ -421,6 +422,7 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
   auto file = MakeFile(40, 10000);
   fetcher_.Hold();
   ReaderOptions o;
+  o.fresh_read_ahead = 1;  // strict: the needed segment alone (default 2: next test)
   o.initial_read_ahead = 4;
   o.max_read_ahead = 16;
   // A seek: the reader starts in the middle of segment 10.
@@ -462,6 +464,42 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
   auto rest = ReadAll(*r);
   ASSERT_TRUE(rest.ok()) << rest.status();
   EXPECT_EQ(*rest, content_.substr(11 * 10000));
+  r->Close();
+}
+
+// F10 with the default fresh_read_ahead = 2: before the first segment
+// arrives, the needed segment and exactly one read-ahead segment are in
+// flight however long the consumer waits, and the window does not grow.
+TEST_F(ReaderTest, F10_FreshReaderWithDefaultOptionsFetchesTheNeededAndOneReadAheadSegment) {
+  auto file = MakeFile(40, 10000);
+  fetcher_.Hold();
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 16;
+  ASSERT_EQ(o.fresh_read_ahead, 2);
+  auto r = FileReader::Open(env(), file, 20 * 10000 + 5, file->layout().size, o);
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() == 2; }, absl::Seconds(5)));
+  absl::Mutex mu;
+  bool got = false;
+  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
+    absl::MutexLock lock(&mu);
+    got = c.ok();
+  });
+  EXPECT_EQ(fetcher_.total_calls(), 2);
+  EXPECT_EQ(fetcher_.in_flight(), 2);
+  EXPECT_EQ(fetcher_.read_ahead(ids_[20]), std::vector<bool>{false});  // needed now
+  EXPECT_EQ(fetcher_.read_ahead(ids_[21]), std::vector<bool>{true});   // served after needed-now ones (B12)
+  EXPECT_EQ(r->stats().max_in_flight, 2);
+  EXPECT_EQ(r->stats().stalls, 0);
+  fetcher_.Release();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&got), absl::Seconds(10)));
+  }
+  auto rest = ReadAll(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, content_.substr(21 * 10000));
+  for (int i = 20; i < 40; ++i) EXPECT_EQ(fetcher_.calls(ids_[i]), 1) << i;
   r->Close();
 }
 
@@ -516,7 +554,7 @@ TEST_F(ReaderTest, F11_ReadAheadAndSegmentCacheShareTheMemoryBudget) {
   std::string want = content_;
   fetcher_.Hold();
   auto r = FileReader::Open(e, file, 0, file->layout().size, wide);
-  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 1; }, absl::Seconds(5)));
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 2; }, absl::Seconds(5)));
   fetcher_.Release();
   char buf[100];
   ASSERT_TRUE(r->Read(buf, sizeof(buf)).ok());
