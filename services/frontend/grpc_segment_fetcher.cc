@@ -53,17 +53,29 @@ class GrpcSegmentFetcher::FetchReactor : public grpc::ClientReadReactor<broker::
       segment_.info = SegmentInfo{m.name(),      m.part(),  m.total_parts(),  m.begin(),   m.end(),
                                   m.file_size(), m.crc32(), m.crc_verified(), m.provider()};
       expected_size_ = m.decoded_size();
-      if (m.decoded_size() > 0 && m.decoded_size() < (int64_t{1} << 30)) {
-        data_.reserve(static_cast<size_t>(m.decoded_size()));
-      }
     }
-    if (data_.empty()) {
-      data_.swap(*resp_.mutable_data());
-    } else {
-      data_.append(resp_.data());
-    }
+    AppendChunk();
     resp_.Clear();
     StartRead(&resp_);
+  }
+
+  // Memory contract: the finished segment's buffer holds its decoded size
+  // (what FileReader reserved in stream_memory_limit for it), not more. A
+  // segment that fits one chunk keeps that chunk's string (no copy); a
+  // multi-chunk one is copied into one buffer of exactly decoded_size,
+  // allocated once. Growing by append instead doubles capacity (3 × 256 KiB
+  // chunks of a 768,000-byte segment end in a 1 MiB buffer) and leaves the
+  // bytes over the reservation unaccounted while the segment is held.
+  void AppendChunk() {
+    std::string* chunk = resp_.mutable_data();
+    if (data_.empty() && (expected_size_ <= 0 || static_cast<int64_t>(chunk->size()) >= expected_size_)) {
+      data_.swap(*chunk);
+      return;
+    }
+    if (data_.empty() && expected_size_ > 0 && expected_size_ < (int64_t{1} << 30)) {
+      data_.reserve(static_cast<size_t>(expected_size_));
+    }
+    data_.append(*chunk);
   }
 
   void OnDone(const grpc::Status& s) override {

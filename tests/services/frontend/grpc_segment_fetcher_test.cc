@@ -78,14 +78,18 @@ class FakeBroker : public pb::Broker::CallbackService {
         }
         const std::string& d = it->second;
         damaged_ = absl::StartsWith(req.message_id(), "damaged");
-        pb::FetchSegmentResponse first;
-        first.mutable_metadata()->set_name("file.mkv");
-        first.mutable_metadata()->set_decoded_size(static_cast<int64_t>(d.size()));
-        first.set_data(d.substr(0, d.size() / 2));
-        msgs_.push_back(first);
-        pb::FetchSegmentResponse second;
-        second.set_data(d.substr(d.size() / 2));
-        msgs_.push_back(second);
+        // Chunks of the requested chunk_bytes, as the broker sends them;
+        // without one, two halves.
+        const size_t chunk = req.chunk_bytes() > 0 ? req.chunk_bytes() : (d.size() + 1) / 2;
+        for (size_t off = 0; off < d.size() || msgs_.empty(); off += chunk) {
+          pb::FetchSegmentResponse m;
+          if (msgs_.empty()) {
+            m.mutable_metadata()->set_name("file.mkv");
+            m.mutable_metadata()->set_decoded_size(static_cast<int64_t>(d.size()));
+          }
+          m.set_data(d.substr(off, chunk));
+          msgs_.push_back(std::move(m));
+        }
         Next();
       }
       void OnWriteDone(bool ok) override {
@@ -214,6 +218,23 @@ TEST_F(GrpcFetcherTest, FetchReturnsDecodedBytesAndMetadata) {
   EXPECT_EQ(*s->data, broker_.articles["a@t"]);
   EXPECT_EQ(s->info.name, "file.mkv");
   EXPECT_FALSE(s->info.damaged);
+}
+
+// The frontend charges a fetch the segment's decoded size (FileReader's
+// reservation, F11); the buffer a finished segment holds must not be larger,
+// whatever the chunking. Appending chunks to the first one's string doubled
+// it: 40,000 + 40,000 + 20,004 bytes ended in 160,000 bytes of capacity, and
+// with the broker's 256 KiB chunks every 768,000-byte segment held 1 MiB.
+TEST_F(GrpcFetcherTest, SegmentBufferHoldsExactlyItsDecodedSizeWhateverTheChunking) {
+  const std::string& article = broker_.articles["a@t"];
+  for (uint32_t chunk : {0u, 40000u, 30000u, 4096u, 100004u, 200000u}) {
+    SCOPED_TRACE(absl::StrCat("chunk_bytes=", chunk));
+    fetcher_ = std::make_unique<GrpcSegmentFetcher>(channel_, GrpcSegmentFetcher::Options{.chunk_bytes = chunk});
+    auto s = FetchSync("a@t");
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(*s->data, article);
+    EXPECT_EQ(s->data->capacity(), article.size());
+  }
 }
 
 TEST_F(GrpcFetcherTest, DamagedButCompleteSegmentIsServedUnverified) {
