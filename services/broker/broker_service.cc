@@ -482,6 +482,19 @@ grpc::ServerUnaryReactor* BrokerService::GetPoolStatus(grpc::CallbackServerConte
   return r;
 }
 
+grpc::ServerUnaryReactor* BrokerService::PromoteFetch(grpc::CallbackServerContext* ctx,
+                                                      const v1::PromoteFetchRequest* req,
+                                                      v1::PromoteFetchResponse* resp) {
+  auto* r = ctx->DefaultReactor();
+  if (req->message_id().empty()) {
+    r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "message_id is empty"));
+    return r;
+  }
+  resp->set_promoted(pool_->Promote(req->stream_session_id(), req->message_id()));
+  r->Finish(grpc::Status::OK);
+  return r;
+}
+
 grpc::ServerUnaryReactor* BrokerService::TestProvider(grpc::CallbackServerContext* ctx,
                                                       const v1::TestProviderRequest* req,
                                                       v1::TestProviderResponse* resp) {
