@@ -108,6 +108,11 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   // when `done` already ran (cache hit or known missing).
   std::unique_ptr<Ticket> Acquire(int32_t segment, const FetchOptions& options, DataCallback done);
 
+  // The segment a reader now needs: if its fetch is pending and was started
+  // as read-ahead, promotes it at the broker once (FetchHandle::Promote, B13);
+  // otherwise a no-op. Never blocks, never runs a fetch callback.
+  void Promote(int32_t segment);
+
   int64_t fetches_started() const;
   int64_t lru_hits() const;
   // Bytes of the segments the LRU holds now (what it has charged to the budget).

@@ -132,6 +132,18 @@ void FileReader::PumpLocked(Actions* a) {
     s.fetch_id = next_fetch_id_++;
     a->fetch.emplace_back(seg, s.fetch_id);
   }
+  if (!target.empty()) {
+    // The read position has reached a segment fetched as read-ahead: it is
+    // needed now, so it must stop waiting behind other players' read-ahead
+    // at the broker (F12). A fetch whose ticket Run() has not stored yet is
+    // promoted there.
+    auto now = slots_.find(target[0]);
+    if (now != slots_.end() && now->second.state == SlotState::kPending && now->second.read_ahead &&
+        !now->second.promoted && now->second.ticket != nullptr) {
+      now->second.promoted = true;
+      a->promote.push_back(target[0]);
+    }
+  }
   int in_flight = 0;
   for (const auto& [seg, slot] : slots_) {
     if (slot.state == SlotState::kPending) ++in_flight;
@@ -205,6 +217,7 @@ void FileReader::Run(Actions a) {
   if (env_.scheduler != nullptr) {
     for (uint64_t id : a.cancel_retries) env_.scheduler->Cancel(id);
   }
+  for (int32_t seg : a.promote) file_->Promote(seg);
   if (!a.fetch.empty()) {
     FetchOptions opts;
     int32_t needed_now = -1;  // the segment at the read position
@@ -224,16 +237,23 @@ void FileReader::Run(Actions a) {
           });
       if (ticket == nullptr) continue;
       bool keep = false;
+      bool promote = false;
       {
         absl::MutexLock lock(&mu_);
         auto it = slots_.find(seg);
         if (it != slots_.end() && it->second.fetch_id == id && it->second.state == SlotState::kPending &&
             !drained_) {
-          it->second.ticket = std::move(ticket);
+          Slot& s = it->second;
+          s.ticket = std::move(ticket);
+          s.read_ahead = opts.read_ahead;
+          // The reader may have reached it while the fetch was being started.
+          s.promoted = s.read_ahead && piece_ < layout_->pieces.size() && layout_->pieces[piece_].segment == seg;
+          promote = s.promoted;
           keep = true;
         }
       }
       if (!keep) ticket->Cancel();
+      if (promote) file_->Promote(seg);
     }
   }
   if (a.deliver) a.deliver(std::move(a.delivery));

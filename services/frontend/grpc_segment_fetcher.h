@@ -66,6 +66,10 @@ class GrpcSegmentFetcher : public SegmentFetcher {
  private:
   class FetchReactor;
   class SessionReactor;
+  friend class GrpcFetchHandle;
+  // Sends PromoteFetch(session, message_id) without waiting for the answer
+  // (a lost promotion only costs the fetch its earlier place).
+  void SendPromote(uint64_t session_id, const std::string& message_id);
   void Add(CallState* s);
   void Remove(CallState* s);
 
