@@ -273,6 +273,7 @@ class SessionReactor : public grpc::ServerWriteReactor<v1::StreamSessionEvent>, 
       : pool_(pool), unregister_(std::move(unregister)) {
     id_ = pool_->OpenSession(req->label());
     event_.set_session_id(id_);
+    event_.set_capacity_slots(pool_->Status().capacity);
     StartWrite(&event_);
   }
   void OnWriteDone(bool ok) override {

@@ -94,6 +94,7 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   ~FileCache();  // returns the LRU's bytes to the budget
 
   const ReadLayout& layout() const { return *layout_; }
+  SegmentFetcher* fetcher() const { return fetcher_; }
   std::shared_ptr<const ReadLayout> layout_ptr() const { return layout_; }
 
   // The decoded segment when cached (refreshes its LRU position), else nullptr.

@@ -80,7 +80,15 @@ void FileReader::PumpLocked(Actions* a) {
   window_ = std::clamp(window_, 1, max_window);
   // Until the first segment has arrived only that segment is fetched (F10):
   // it does not share the broker's connections with read-ahead.
-  const int want = ramped_ ? window_ : 1;
+  int want = ramped_ ? window_ : 1;
+  if (options_.traffic_class == TrafficClass::kStream && want > 2) {
+    // F13: no more in flight than the reader's fair share of the broker's
+    // STREAM slots (plus the needed-now one), never below one read-ahead.
+    // Beyond its share a reader's read-ahead only queues at the broker
+    // behind everyone else's and holds memory without arriving sooner.
+    const int share = file_->fetcher()->StreamShare();
+    if (share > 0) want = std::min(want, std::max(2, 1 + share));
+  }
   // The next `want` distinct segments from the read position.
   std::vector<int32_t> target;
   for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < want; ++i) {

@@ -18,7 +18,9 @@
 //   F10 until the first segment of a fresh reader has arrived, exactly one
 //       fetch is in flight (the window opens only after it);
 //   F12 when the read position reaches a segment whose read-ahead fetch is
-//       still pending, that fetch is promoted to needed-now, once (B13).
+//       still pending, that fetch is promoted to needed-now, once (B13);
+//   F13 a STREAM reader keeps at most max(2, 1 + StreamShare()) fetches in
+//       flight when the fetcher knows its share of the broker's capacity.
 #ifndef NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
 #define NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
 
@@ -55,7 +57,8 @@ struct ReaderOptions {
   // with it (waits on a segment still in flight: it reads faster than the
   // window fetches), up to max_read_ahead.
   int initial_read_ahead = 2;
-  // Upper bound of the window (F1). Values < 1 are treated as 1.
+  // Upper bound of the window (F1). Values < 1 are treated as 1. STREAM
+  // readers are bounded further by the fetcher's StreamShare() (F13).
   int max_read_ahead = 16;
   // Attempts per segment for transient errors (UNAVAILABLE, RESOURCE_EXHAUSTED,
   // DEADLINE_EXCEEDED, UNKNOWN, INTERNAL, ABORTED). NOT_FOUND and DATA_LOSS

@@ -1,5 +1,6 @@
 #include "services/frontend/grpc_segment_fetcher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <utility>
@@ -137,12 +138,19 @@ struct SessionShared {
 
 class GrpcStreamSession : public StreamSession {
  public:
-  explicit GrpcStreamSession(std::shared_ptr<SessionShared> s) : s_(std::move(s)) {}
-  ~GrpcStreamSession() override { s_->call.Cancel(); }
+  GrpcStreamSession(std::shared_ptr<SessionShared> s, std::shared_ptr<std::atomic<int>> open)
+      : s_(std::move(s)), open_(std::move(open)) {
+    open_->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~GrpcStreamSession() override {
+    open_->fetch_sub(1, std::memory_order_relaxed);
+    s_->call.Cancel();
+  }
   uint64_t id() const override { return s_->id.load(std::memory_order_acquire); }
 
  private:
   std::shared_ptr<SessionShared> s_;
+  std::shared_ptr<std::atomic<int>> open_;
 };
 
 }  // namespace
@@ -161,6 +169,7 @@ class GrpcSegmentFetcher::SessionReactor : public grpc::ClientReadReactor<broker
 
   void OnReadDone(bool ok) override {
     if (!ok) return;
+    if (event_.capacity_slots() > 0) owner_->capacity_.store(event_.capacity_slots(), std::memory_order_relaxed);
     shared_->id.store(event_.session_id(), std::memory_order_release);
     StartRead(&event_);
   }
@@ -251,7 +260,14 @@ std::unique_ptr<StreamSession> GrpcSegmentFetcher::OpenSession(const std::string
   Add(&shared->call);
   auto* reactor = new SessionReactor(this, shared);
   reactor->Start(label);
-  return std::make_unique<GrpcStreamSession>(std::move(shared));
+  return std::make_unique<GrpcStreamSession>(std::move(shared), open_sessions_);
+}
+
+int GrpcSegmentFetcher::StreamShare() const {
+  const int64_t capacity = capacity_.load(std::memory_order_relaxed);
+  const int64_t sessions = open_sessions_->load(std::memory_order_relaxed);
+  if (capacity <= 0 || sessions <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>((capacity + sessions - 1) / sessions, 1 << 20));
 }
 
 }  // namespace nzbmesh::frontend

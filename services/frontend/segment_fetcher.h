@@ -95,6 +95,12 @@ class SegmentFetcher {
   // Opens a broker stream session labelled `label` (shown in pool status).
   // Never blocks; the id becomes known asynchronously.
   virtual std::unique_ptr<StreamSession> OpenSession(const std::string& label) = 0;
+
+  // A stream reader's fair share of the broker's STREAM capacity: fetches it
+  // may keep in flight, rounded up (the broker's slots divided among the
+  // stream sessions open through this fetcher). 0 = unknown: no bound.
+  // Thread-safe, lock-free and cheap (readers call it under their lock).
+  virtual int StreamShare() const = 0;
 };
 
 }  // namespace nzbmesh::frontend

@@ -5,6 +5,7 @@
 #ifndef NZBMESH_TESTS_SERVICES_FRONTEND_FAKE_SEGMENT_FETCHER_H_
 #define NZBMESH_TESTS_SERVICES_FRONTEND_FAKE_SEGMENT_FETCHER_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -72,6 +73,9 @@ class FakeSegmentFetcher : public SegmentFetcher {
     }
     Requeue();
   }
+  // What StreamShare() returns (0 = unknown, the default).
+  void SetStreamShare(int share) { share_.store(share, std::memory_order_relaxed); }
+  int StreamShare() const override { return share_.load(std::memory_order_relaxed); }
   // Cancel() blocks this long (models a slow drain for F7).
   void SetCancelDelay(absl::Duration d) {
     absl::MutexLock lock(&mu_);
@@ -340,6 +344,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t seen_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int> share_{0};
   std::thread worker_;
 };
 

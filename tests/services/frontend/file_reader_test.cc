@@ -532,6 +532,40 @@ TEST_F(ReaderTest, F12_CatchingUpWithPendingReadAheadPromotesItOnce) {
   r->Close();
 }
 
+// F13: a STREAM reader keeps at most max(2, 1 + StreamShare()) fetches in
+// flight; with the share unknown (0) the window is bounded by the options
+// (and memory) alone.
+TEST_F(ReaderTest, F13_ReadAheadIsBoundedByTheStreamShare) {
+  auto file = MakeFile(40, 10000);
+  for (int i = 1; i < 40; ++i) fetcher_.Hold(ids_[i]);
+  fetcher_.SetStreamShare(1);  // e.g. 32 broker slots among 32 or more players
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 16;
+  auto r = FileReader::Open(env(), file, 0, file->layout().size, o);
+  // Segment 0 arrives; the window would open to 4 but the share allows 2.
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() >= 2; }, absl::Seconds(30)));
+  EXPECT_EQ(r->stats().window, 2);
+  EXPECT_EQ(fetcher_.total_calls(), 2);
+  EXPECT_EQ(fetcher_.calls(ids_[1]), 1);
+  // The share becomes unknown: the next pump opens the window to 4.
+  fetcher_.SetStreamShare(0);
+  std::string got, buf(10000, '\0');
+  auto n = r->Read(buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status();
+  got.append(buf.data(), *n);
+  EXPECT_EQ(r->stats().window, 4);
+  EXPECT_EQ(fetcher_.total_calls(), 5);  // segments 0-4
+  // A larger share bounds nothing below the window.
+  fetcher_.SetStreamShare(8);
+  fetcher_.Release();
+  auto rest = ReadAll(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(got + *rest, content_);
+  EXPECT_LE(r->stats().max_in_flight, 9);
+  r->Close();
+}
+
 // F11: read-ahead and the per-file segment LRUs share one budget. Many files
 // are played through a registry charged to a small budget (the LRUs alone
 // would hold 48 files x 8 segments = 3.84 MB against 200 KB): the accounting

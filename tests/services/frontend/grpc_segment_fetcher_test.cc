@@ -159,6 +159,7 @@ class FakeBroker : public pb::Broker::CallbackService {
           absl::MutexLock lock(&b_->mu_);
           ++b_->sessions_;
           ev_.set_session_id(static_cast<uint64_t>(b_->next_session_++));
+          ev_.set_capacity_slots(32);
         }
         StartWrite(&ev_);
       }
@@ -287,6 +288,22 @@ TEST_F(GrpcFetcherTest, PromoteSendsOnePromoteFetchForAPendingReadAhead) {
   // Every call has ended (the promotion's too): nothing else can arrive.
   ASSERT_TRUE(broker_.WaitFor([&] { return fetcher_->outstanding() == 0; }, absl::Seconds(10)));
   EXPECT_EQ(broker_.promotes(), (std::vector<std::pair<uint64_t, std::string>>{{42, "hang-ahead@t"}}));
+}
+
+// F13's input: the broker's capacity from the session event, divided among
+// the sessions open through this fetcher, rounded up; 0 with none open.
+TEST_F(GrpcFetcherTest, StreamShareDividesTheBrokersCapacityAmongOpenSessions) {
+  EXPECT_EQ(fetcher_->StreamShare(), 0);
+  auto s1 = fetcher_->OpenSession("/tv/a.mkv");
+  ASSERT_TRUE(broker_.WaitFor([&] { return fetcher_->StreamShare() > 0; }, absl::Seconds(10)));
+  EXPECT_EQ(fetcher_->StreamShare(), 32);
+  auto s2 = fetcher_->OpenSession("/tv/b.mkv");
+  auto s3 = fetcher_->OpenSession("/tv/c.mkv");
+  EXPECT_EQ(fetcher_->StreamShare(), 11);  // ceil(32 / 3)
+  s1.reset();
+  s2.reset();
+  s3.reset();
+  EXPECT_EQ(fetcher_->StreamShare(), 0);
 }
 
 TEST_F(GrpcFetcherTest, SessionIdArrivesAndDestroyClosesIt) {
