@@ -273,6 +273,7 @@ class SessionReactor : public grpc::ServerWriteReactor<v1::StreamSessionEvent>, 
       : pool_(pool), unregister_(std::move(unregister)) {
     id_ = pool_->OpenSession(req->label());
     event_.set_session_id(id_);
+    event_.set_capacity_slots(pool_->Status().capacity);
     StartWrite(&event_);
   }
   void OnWriteDone(bool ok) override {
@@ -478,6 +479,19 @@ grpc::ServerUnaryReactor* BrokerService::GetPoolStatus(grpc::CallbackServerConte
   resp->set_import_leases_held(s.leases_held);
   resp->set_import_leases_waiting(s.leases_waiting);
   auto* r = ctx->DefaultReactor();
+  r->Finish(grpc::Status::OK);
+  return r;
+}
+
+grpc::ServerUnaryReactor* BrokerService::PromoteFetch(grpc::CallbackServerContext* ctx,
+                                                      const v1::PromoteFetchRequest* req,
+                                                      v1::PromoteFetchResponse* resp) {
+  auto* r = ctx->DefaultReactor();
+  if (req->message_id().empty()) {
+    r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "message_id is empty"));
+    return r;
+  }
+  resp->set_promoted(pool_->Promote(req->stream_session_id(), req->message_id()));
   r->Finish(grpc::Status::OK);
   return r;
 }

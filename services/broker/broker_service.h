@@ -22,8 +22,8 @@ namespace nzbmesh::broker {
 using BrokerServiceBase = v1::Broker::WithRawCallbackMethod_FetchSegment<
     v1::Broker::WithCallbackMethod_StatSegments<v1::Broker::WithCallbackMethod_OpenStreamSession<
         v1::Broker::WithCallbackMethod_AcquireImportLease<v1::Broker::WithCallbackMethod_GetPoolStatus<
-            v1::Broker::WithCallbackMethod_TestProvider<
-                v1::Broker::WithRawCallbackMethod_FetchCandidateSegment<v1::Broker::Service>>>>>>>;
+            v1::Broker::WithCallbackMethod_TestProvider<v1::Broker::WithCallbackMethod_PromoteFetch<
+                v1::Broker::WithRawCallbackMethod_FetchCandidateSegment<v1::Broker::Service>>>>>>>>;
 
 class BrokerService final : public BrokerServiceBase {
  public:
@@ -47,6 +47,8 @@ class BrokerService final : public BrokerServiceBase {
                                           v1::PoolStatus* resp) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* FetchCandidateSegment(grpc::CallbackServerContext* ctx,
                                                                    const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* PromoteFetch(grpc::CallbackServerContext* ctx, const v1::PromoteFetchRequest* req,
+                                         v1::PromoteFetchResponse* resp) override;
   grpc::ServerUnaryReactor* TestProvider(grpc::CallbackServerContext* ctx, const v1::TestProviderRequest* req,
                                          v1::TestProviderResponse* resp) override;
 

@@ -307,6 +307,26 @@ std::shared_ptr<FetchOp> Pool::Fetch(FetchRequest request, std::function<void(Fe
   return op;
 }
 
+bool Pool::Promote(uint64_t session_id, const std::string& message_id) {
+  Locked lock(this);
+  if (shutdown_) return false;
+  auto& q = queues_[static_cast<int>(TrafficClass::kStream)];
+  // The read-ahead part is the long one (every player's window), but a scan
+  // is ~1 ns per request against a segment's transfer time.
+  auto it = std::find_if(q.begin(), q.end(), [&](const std::shared_ptr<FetchOp>& o) {
+    return o->req.read_ahead && o->req.session_id == session_id && o->req.message_id == message_id;
+  });
+  if (it == q.end()) return false;  // not queued (dispatched, finished) or not read-ahead: nothing to do
+  std::shared_ptr<FetchOp> op = *it;
+  q.erase(it);
+  op->req.read_ahead = false;
+  // The tail of the needed-now part: behind the players that already wait
+  // for their needed-now segment, before all read-ahead.
+  EnqueueLocked(op, /*at_head=*/false);
+  DispatchLocked();
+  return true;
+}
+
 void Pool::ExpireOp(const std::shared_ptr<FetchOp>& op) { CancelOpWith(op.get(), absl::DeadlineExceededError("deadline exceeded while waiting for the article")); }
 
 void Pool::CancelOp(FetchOp* op) { CancelOpWith(op, absl::CancelledError("fetch cancelled by the caller")); }

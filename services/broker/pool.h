@@ -118,7 +118,8 @@ struct FetchRequest {
   bool stat_only = false;           // STAT instead of BODY
   std::string only_provider;        // "" = any; else this provider only, no failover
   // STREAM only: a fetch ahead of what the player needs now. Waits behind
-  // every needed-now STREAM request (B12).
+  // every needed-now STREAM request (B12). Pool::Promote clears it while the
+  // request waits (B13).
   bool read_ahead = false;
 };
 
@@ -195,6 +196,16 @@ class Pool {
   // Starts a fetch; `done` runs exactly once (on a pool thread, or inline
   // when the request is rejected at once).
   std::shared_ptr<FetchOp> Fetch(FetchRequest request, std::function<void(FetchResult)> done);
+
+  // The player of stream session `session_id` now needs the read-ahead fetch
+  // of `message_id` (the id exactly as in its FetchRequest). If such a
+  // request is still queued (the oldest one, if the session asked twice), it
+  // stops being read-ahead and moves from the read-ahead part of the STREAM
+  // queue to the tail of the needed-now part (B12, B13), ahead of every
+  // read-ahead request, older ones too. Returns whether a request was promoted:
+  // false when none of the session's read-ahead requests for that id waits
+  // (already dispatched, finished, never read-ahead, unknown) — a no-op.
+  bool Promote(uint64_t session_id, const std::string& message_id);
 
   // Stream sessions (reservation for playback).
   uint64_t OpenSession(const std::string& label);

@@ -10,7 +10,9 @@ namespace nzbmesh::frontend {
 
 struct FileCache::Ticket::Pending {
   int32_t segment = 0;
-  std::unique_ptr<FetchHandle> handle;  // null until Fetch() returned
+  std::shared_ptr<FetchHandle> handle;  // null until Fetch() returned; shared so Promote calls it unlocked
+  bool read_ahead = false;  // started as read-ahead and not promoted yet
+  bool promote = false;     // promoted before Fetch() returned: promote once the handle exists
   std::vector<std::pair<uint64_t, DataCallback>> waiters;
   bool abandoned = false;  // every waiter withdrew; cancel once the handle exists
 };
@@ -185,6 +187,7 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
   std::shared_ptr<Ticket::Pending> pending;
   uint64_t waiter = 0;
   bool start = false;
+  bool promote_joined = false;
   absl::StatusOr<std::shared_ptr<const std::string>> immediate = nullptr;
   {
     absl::MutexLock lock(&mu_);
@@ -200,9 +203,12 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
       auto it = pending_.find(segment);
       if (it != pending_.end()) {
         pending = it->second;
+        // Another reader's read-ahead that this one needs now.
+        promote_joined = !options.read_ahead && pending->read_ahead;
       } else {
         pending = std::make_shared<Ticket::Pending>();
         pending->segment = segment;
+        pending->read_ahead = options.read_ahead;
         pending_[segment] = pending;
         start = true;
         ++fetches_started_;
@@ -220,6 +226,7 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
     metrics_->SegmentCacheMiss();
   } else {
     metrics_->SegmentCacheHit();  // joined a fetch in flight
+    if (promote_joined) Promote(segment);
   }
   auto ticket = std::unique_ptr<Ticket>(new Ticket(shared_from_this(), pending, waiter));
   if (start) {
@@ -230,18 +237,21 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
                           self->OnFetched(segment, pending, std::move(result));
                         });
     bool cancel_now = false;
+    std::shared_ptr<FetchHandle> promote;
     {
       absl::MutexLock lock(&mu_);
       if (pending->abandoned) {
         cancel_now = true;
       } else {
         pending->handle = std::move(handle);
+        if (pending->promote) promote = pending->handle;
       }
     }
     if (cancel_now && handle != nullptr) {
       metrics_->FetchCancelled();
       handle->Cancel();
     }
+    if (promote != nullptr) promote->Promote();
   }
   return ticket;
 }
@@ -285,7 +295,7 @@ void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pend
 }
 
 void FileCache::Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64_t waiter) {
-  std::unique_ptr<FetchHandle> cancel;
+  std::shared_ptr<FetchHandle> cancel;
   {
     absl::MutexLock lock(&mu_);
     auto& w = pending->waiters;
@@ -301,6 +311,23 @@ void FileCache::Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64
     metrics_->FetchCancelled();
     cancel->Cancel();
   }
+}
+
+void FileCache::Promote(int32_t segment) {
+  std::shared_ptr<FetchHandle> handle;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(segment);
+    if (it == pending_.end() || !it->second->read_ahead) return;
+    Ticket::Pending& p = *it->second;
+    p.read_ahead = false;  // once per fetch, whichever reader needs it first
+    if (p.handle == nullptr) {
+      p.promote = true;  // Acquire promotes it when Fetch() returns
+      return;
+    }
+    handle = p.handle;
+  }
+  handle->Promote();
 }
 
 void FileCache::Ticket::Cancel() {

@@ -94,6 +94,7 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   ~FileCache();  // returns the LRU's bytes to the budget
 
   const ReadLayout& layout() const { return *layout_; }
+  SegmentFetcher* fetcher() const { return fetcher_; }
   std::shared_ptr<const ReadLayout> layout_ptr() const { return layout_; }
 
   // The decoded segment when cached (refreshes its LRU position), else nullptr.
@@ -107,6 +108,11 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   // unless the ticket is cancelled first; it may run inline. Returns nullptr
   // when `done` already ran (cache hit or known missing).
   std::unique_ptr<Ticket> Acquire(int32_t segment, const FetchOptions& options, DataCallback done);
+
+  // The segment a reader now needs: if its fetch is pending and was started
+  // as read-ahead, promotes it at the broker once (FetchHandle::Promote, B13);
+  // otherwise a no-op. Never blocks, never runs a fetch callback.
+  void Promote(int32_t segment);
 
   int64_t fetches_started() const;
   int64_t lru_hits() const;

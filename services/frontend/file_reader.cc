@@ -81,7 +81,15 @@ void FileReader::PumpLocked(Actions* a) {
   // Until the first segment has arrived at most fresh_read_ahead segments are
   // fetched (F10): the needed one does not share the broker's connections
   // with a burst of read-ahead.
-  const int want = ramped_ ? window_ : std::clamp(options_.fresh_read_ahead, 1, window_);
+  int want = ramped_ ? window_ : std::clamp(options_.fresh_read_ahead, 1, window_);
+  if (options_.traffic_class == TrafficClass::kStream && want > 2) {
+    // F13: no more in flight than the reader's fair share of the broker's
+    // STREAM slots (plus the needed-now one), never below one read-ahead.
+    // Beyond its share a reader's read-ahead only queues at the broker
+    // behind everyone else's and holds memory without arriving sooner.
+    const int share = file_->fetcher()->StreamShare();
+    if (share > 0) want = std::min(want, std::max(2, 1 + share));
+  }
   // The next `want` distinct segments from the read position.
   std::vector<int32_t> target;
   for (size_t i = piece_; i < layout_->pieces.size() && static_cast<int>(target.size()) < want; ++i) {
@@ -132,6 +140,18 @@ void FileReader::PumpLocked(Actions* a) {
     s.attempts = 1;
     s.fetch_id = next_fetch_id_++;
     a->fetch.emplace_back(seg, s.fetch_id);
+  }
+  if (!target.empty()) {
+    // The read position has reached a segment fetched as read-ahead: it is
+    // needed now, so it must stop waiting behind other players' read-ahead
+    // at the broker (F12). A fetch whose ticket Run() has not stored yet is
+    // promoted there.
+    auto now = slots_.find(target[0]);
+    if (now != slots_.end() && now->second.state == SlotState::kPending && now->second.read_ahead &&
+        !now->second.promoted && now->second.ticket != nullptr) {
+      now->second.promoted = true;
+      a->promote.push_back(target[0]);
+    }
   }
   int in_flight = 0;
   for (const auto& [seg, slot] : slots_) {
@@ -206,6 +226,7 @@ void FileReader::Run(Actions a) {
   if (env_.scheduler != nullptr) {
     for (uint64_t id : a.cancel_retries) env_.scheduler->Cancel(id);
   }
+  for (int32_t seg : a.promote) file_->Promote(seg);
   if (!a.fetch.empty()) {
     FetchOptions opts;
     int32_t needed_now = -1;  // the segment at the read position
@@ -225,16 +246,23 @@ void FileReader::Run(Actions a) {
           });
       if (ticket == nullptr) continue;
       bool keep = false;
+      bool promote = false;
       {
         absl::MutexLock lock(&mu_);
         auto it = slots_.find(seg);
         if (it != slots_.end() && it->second.fetch_id == id && it->second.state == SlotState::kPending &&
             !drained_) {
-          it->second.ticket = std::move(ticket);
+          Slot& s = it->second;
+          s.ticket = std::move(ticket);
+          s.read_ahead = opts.read_ahead;
+          // The reader may have reached it while the fetch was being started.
+          s.promoted = s.read_ahead && piece_ < layout_->pieces.size() && layout_->pieces[piece_].segment == seg;
+          promote = s.promoted;
           keep = true;
         }
       }
       if (!keep) ticket->Cancel();
+      if (promote) file_->Promote(seg);
     }
   }
   if (a.deliver) a.deliver(std::move(a.delivery));

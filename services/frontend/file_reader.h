@@ -16,7 +16,11 @@
 //   F5 small random reads are served by the file's segment LRU;
 //   F6 reads are clamped to the file size;
 //   F10 until the first segment of a fresh reader has arrived, exactly one
-//       fetch is in flight (the window opens only after it).
+//       fetch is in flight (the window opens only after it);
+//   F12 when the read position reaches a segment whose read-ahead fetch is
+//       still pending, that fetch is promoted to needed-now, once (B13);
+//   F13 a STREAM reader keeps at most max(2, 1 + StreamShare()) fetches in
+//       flight when the fetcher knows its share of the broker's capacity.
 #ifndef NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
 #define NZBMESH_SERVICES_FRONTEND_FILE_READER_H_
 
@@ -59,7 +63,8 @@ struct ReaderOptions {
   // flight: it reads faster than the window fetches), up to max_read_ahead.
   int fresh_read_ahead = 2;
   int initial_read_ahead = 2;
-  // Upper bound of the window (F1). Values < 1 are treated as 1.
+  // Upper bound of the window (F1). Values < 1 are treated as 1. STREAM
+  // readers are bounded further by the fetcher's StreamShare() (F13).
   int max_read_ahead = 16;
   // Attempts per segment for transient errors (UNAVAILABLE, RESOURCE_EXHAUSTED,
   // DEADLINE_EXCEEDED, UNKNOWN, INTERNAL, ABORTED). NOT_FOUND and DATA_LOSS
@@ -129,12 +134,15 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
     uint64_t fetch_id = 0;
     uint64_t retry_id = 0;  // scheduled retry, 0 = none
     bool stalled = false;   // the consumer already waited on this slot
+    bool read_ahead = false;  // its fetch was started as read-ahead
+    bool promoted = false;    // ... and promoted since (F12)
   };
   // Work decided under the lock and run after it is released.
   struct Actions {
     std::vector<std::pair<int32_t, uint64_t>> fetch;  // (segment, fetch_id)
     std::vector<std::unique_ptr<FileCache::Ticket>> cancel;
     std::vector<uint64_t> cancel_retries;
+    std::vector<int32_t> promote;  // read-ahead the reader now needs (F12)
     ChunkCallback deliver;
     absl::StatusOr<Chunk> delivery = Chunk{};
   };

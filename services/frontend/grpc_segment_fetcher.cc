@@ -1,5 +1,6 @@
 #include "services/frontend/grpc_segment_fetcher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <utility>
@@ -18,16 +19,36 @@ broker::v1::TrafficClass ToProto(TrafficClass c) {
   return c == TrafficClass::kProbe ? broker::v1::PROBE : broker::v1::STREAM;
 }
 
-class Handle : public FetchHandle {
+}  // namespace
+
+// Handles must not be used after the fetcher is destroyed (Promote calls it).
+class GrpcFetchHandle : public FetchHandle {
  public:
-  explicit Handle(std::shared_ptr<GrpcSegmentFetcher::CallState> s) : s_(std::move(s)) {}
+  GrpcFetchHandle(GrpcSegmentFetcher* owner, std::shared_ptr<GrpcSegmentFetcher::CallState> s,
+                  const std::string& message_id, const FetchOptions& options)
+      : owner_(owner),
+        s_(std::move(s)),
+        message_id_(message_id),
+        session_id_(options.stream_session_id),
+        promotable_(options.read_ahead && options.traffic_class == TrafficClass::kStream) {}
   void Cancel() override { s_->Cancel(); }
+  void Promote() override {
+    if (!promotable_ || promoted_.exchange(true, std::memory_order_acq_rel)) return;
+    {
+      absl::MutexLock lock(&s_->mu);
+      if (s_->done) return;
+    }
+    owner_->SendPromote(session_id_, message_id_);
+  }
 
  private:
+  GrpcSegmentFetcher* const owner_;
   std::shared_ptr<GrpcSegmentFetcher::CallState> s_;
+  const std::string message_id_;
+  const uint64_t session_id_;
+  const bool promotable_;
+  std::atomic<bool> promoted_{false};
 };
-
-}  // namespace
 
 class GrpcSegmentFetcher::FetchReactor : public grpc::ClientReadReactor<broker::v1::FetchSegmentResponse> {
  public:
@@ -129,12 +150,19 @@ struct SessionShared {
 
 class GrpcStreamSession : public StreamSession {
  public:
-  explicit GrpcStreamSession(std::shared_ptr<SessionShared> s) : s_(std::move(s)) {}
-  ~GrpcStreamSession() override { s_->call.Cancel(); }
+  GrpcStreamSession(std::shared_ptr<SessionShared> s, std::shared_ptr<std::atomic<int>> open)
+      : s_(std::move(s)), open_(std::move(open)) {
+    open_->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~GrpcStreamSession() override {
+    open_->fetch_sub(1, std::memory_order_relaxed);
+    s_->call.Cancel();
+  }
   uint64_t id() const override { return s_->id.load(std::memory_order_acquire); }
 
  private:
   std::shared_ptr<SessionShared> s_;
+  std::shared_ptr<std::atomic<int>> open_;
 };
 
 }  // namespace
@@ -153,6 +181,7 @@ class GrpcSegmentFetcher::SessionReactor : public grpc::ClientReadReactor<broker
 
   void OnReadDone(bool ok) override {
     if (!ok) return;
+    if (event_.capacity_slots() > 0) owner_->capacity_.store(event_.capacity_slots(), std::memory_order_relaxed);
     shared_->id.store(event_.session_id(), std::memory_order_release);
     StartRead(&event_);
   }
@@ -211,7 +240,31 @@ std::unique_ptr<FetchHandle> GrpcSegmentFetcher::Fetch(const std::string& messag
   Add(state.get());
   auto* reactor = new FetchReactor(this, state, std::move(done));
   reactor->Start(message_id, options);
-  return std::make_unique<Handle>(std::move(state));
+  return std::make_unique<GrpcFetchHandle>(this, std::move(state), message_id, options);
+}
+
+void GrpcSegmentFetcher::SendPromote(uint64_t session_id, const std::string& message_id) {
+  struct Call {
+    CallState state;
+    broker::v1::PromoteFetchRequest req;
+    broker::v1::PromoteFetchResponse resp;
+  };
+  auto* call = new Call;  // deleted by the completion callback
+  call->req.set_stream_session_id(session_id);
+  call->req.set_message_id(message_id);
+  // A promotion is worth something only while the fetch waits: seconds.
+  call->state.context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  Add(&call->state);
+  stub_->async()->PromoteFetch(&call->state.context, &call->req, &call->resp, [this, call](grpc::Status) {
+    {
+      absl::MutexLock lock(&call->state.mu);
+      call->state.done = true;
+    }
+    // Once removed, the destructor may finish and `this` be gone; the call
+    // state lives until then because the destructor may still cancel it.
+    Remove(&call->state);
+    delete call;
+  });
 }
 
 std::unique_ptr<StreamSession> GrpcSegmentFetcher::OpenSession(const std::string& label) {
@@ -219,7 +272,14 @@ std::unique_ptr<StreamSession> GrpcSegmentFetcher::OpenSession(const std::string
   Add(&shared->call);
   auto* reactor = new SessionReactor(this, shared);
   reactor->Start(label);
-  return std::make_unique<GrpcStreamSession>(std::move(shared));
+  return std::make_unique<GrpcStreamSession>(std::move(shared), open_sessions_);
+}
+
+int GrpcSegmentFetcher::StreamShare() const {
+  const int64_t capacity = capacity_.load(std::memory_order_relaxed);
+  const int64_t sessions = open_sessions_->load(std::memory_order_relaxed);
+  if (capacity <= 0 || sessions <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>((capacity + sessions - 1) / sessions, 1 << 20));
 }
 
 }  // namespace nzbmesh::frontend

@@ -11,6 +11,8 @@
 #ifndef NZBMESH_SERVICES_FRONTEND_GRPC_SEGMENT_FETCHER_H_
 #define NZBMESH_SERVICES_FRONTEND_GRPC_SEGMENT_FETCHER_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -42,6 +44,8 @@ class GrpcSegmentFetcher : public SegmentFetcher {
   std::unique_ptr<FetchHandle> Fetch(const std::string& message_id, const FetchOptions& options,
                                      FetchCallback done) override;
   std::unique_ptr<StreamSession> OpenSession(const std::string& label) override;
+  // ceil(capacity_slots of the latest session event / sessions open now).
+  int StreamShare() const override;
 
   // Calls (fetches and sessions) not finished yet.
   int outstanding() const;
@@ -66,6 +70,10 @@ class GrpcSegmentFetcher : public SegmentFetcher {
  private:
   class FetchReactor;
   class SessionReactor;
+  friend class GrpcFetchHandle;
+  // Sends PromoteFetch(session, message_id) without waiting for the answer
+  // (a lost promotion only costs the fetch its earlier place).
+  void SendPromote(uint64_t session_id, const std::string& message_id);
   void Add(CallState* s);
   void Remove(CallState* s);
 
@@ -73,6 +81,10 @@ class GrpcSegmentFetcher : public SegmentFetcher {
   std::unique_ptr<broker::v1::Broker::Stub> stub_;
   mutable absl::Mutex mu_;  // protects live_
   absl::flat_hash_set<CallState*> live_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> capacity_{0};    // from the latest StreamSessionEvent
+  // Session objects alive; shared with them (a session may outlive nothing
+  // it needs, but the count stays valid either way).
+  const std::shared_ptr<std::atomic<int>> open_sessions_ = std::make_shared<std::atomic<int>>(0);
 };
 
 }  // namespace nzbmesh::frontend

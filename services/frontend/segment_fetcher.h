@@ -60,6 +60,13 @@ class FetchHandle {
   // callback still runs exactly once (with CANCELLED unless the result won
   // the race), possibly on the calling thread before Cancel returns.
   virtual void Cancel() = 0;
+  // The reader now needs this read-ahead fetch (FetchOptions::read_ahead):
+  // asks the broker to serve it as needed-now if it still waits in the
+  // broker's queue, keeping its place ahead of later needed-now fetches
+  // (B13); nothing changes for one already on the wire. A no-op for a fetch
+  // that was not read-ahead, was promoted before, or has completed.
+  // Thread-safe; never blocks and never runs the fetch's callback.
+  virtual void Promote() = 0;
 };
 
 // A broker stream session held while a response plays; closed on destruction.
@@ -88,6 +95,12 @@ class SegmentFetcher {
   // Opens a broker stream session labelled `label` (shown in pool status).
   // Never blocks; the id becomes known asynchronously.
   virtual std::unique_ptr<StreamSession> OpenSession(const std::string& label) = 0;
+
+  // A stream reader's fair share of the broker's STREAM capacity: fetches it
+  // may keep in flight, rounded up (the broker's slots divided among the
+  // stream sessions open through this fetcher). 0 = unknown: no bound.
+  // Thread-safe, lock-free and cheap (readers call it under their lock).
+  virtual int StreamShare() const = 0;
 };
 
 }  // namespace nzbmesh::frontend

@@ -172,6 +172,71 @@ TEST_F(StormTest, B12_NeededNowStreamFetchGoesBeforeQueuedReadAhead) {
   ExpectNoLeaks();
 }
 
+// B13: a promoted read-ahead fetch leaves the read-ahead part for the tail of
+// the needed-now part: it goes on the wire after the needed-now fetches that
+// were waiting and before every read-ahead fetch, older ones too. Promoting
+// one that is on the wire, already promoted or unknown changes nothing.
+TEST_F(StormTest, B13_PromotedReadAheadGoesBeforeOlderReadAhead) {
+  FakeNntpServer* server = StartServer();
+  auto ahead_a = Post({server}, 5, 1024, "ahead-a");
+  auto ahead_b = Post({server}, 5, 1024, "ahead-b");
+  auto now = Post({server}, 1, 1024, "now");
+  FakeNntpServer::Gate* gate = server->AddGate("");
+  PoolOptions o;
+  o.providers = {Provider("main", server, 1, 1)};  // C = 1: the wire order is the dispatch order
+  Pool* pool = MakePool(o);
+  const uint64_t a = pool->OpenSession("a"), b = pool->OpenSession("b"), c = pool->OpenSession("c");
+  Results results;
+  auto fetch = [&](const std::string& id, uint64_t session, bool read_ahead) {
+    FetchRequest r = Req(id, TrafficClass::kStream, session);
+    r.read_ahead = read_ahead;
+    pool->Fetch(std::move(r), results.Callback(id));
+  };
+  for (const auto& id : ahead_a) fetch(id, a, true);
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 1; }));  // ahead-a-0 holds the one slot
+  for (const auto& id : ahead_b) fetch(id, b, true);
+  fetch(now[0], c, false);
+  ASSERT_TRUE(WaitUntil([&] { return pool->Status().queued[0] == 10; }));
+
+  EXPECT_FALSE(pool->Promote(a, ahead_a[0]));   // on the wire: a no-op
+  EXPECT_FALSE(pool->Promote(a, ahead_b[3]));   // another session's fetch
+  EXPECT_FALSE(pool->Promote(c, now[0]));       // already needed now
+  EXPECT_FALSE(pool->Promote(b, "unknown@x"));  // never asked for
+  EXPECT_TRUE(pool->Promote(b, ahead_b[3]));    // the player caught up with it
+  EXPECT_FALSE(pool->Promote(b, ahead_b[3]));   // exactly once
+  EXPECT_EQ(pool->Status().queued[0], 10);      // moved, not duplicated or lost
+
+  gate->Release(1);
+  ASSERT_TRUE(WaitUntil([&] { return server->calls(now[0]) == 1; }));
+  gate->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(11));
+  std::vector<std::string> bodies;
+  for (const auto& cmd : server->command_log()) {
+    if (cmd.command == "BODY") bodies.push_back(cmd.message_id);
+  }
+  // On the wire: the gated read-ahead, the needed-now fetch that was waiting,
+  // the promoted one, then the rest of the read-ahead (B11/B12 as before).
+  ASSERT_EQ(bodies.size(), 11u);
+  EXPECT_EQ(std::vector<std::string>(bodies.begin(), bodies.begin() + 3),
+            (std::vector<std::string>{ahead_a[0], now[0], ahead_b[3]}));
+  std::vector<std::string> got_a, got_b;
+  for (size_t i = 3; i < bodies.size(); ++i) {
+    (absl::StartsWith(bodies[i], "ahead-a") ? got_a : got_b).push_back(bodies[i]);
+  }
+  EXPECT_EQ(got_a, std::vector<std::string>(ahead_a.begin() + 1, ahead_a.end()));
+  EXPECT_EQ(got_b, (std::vector<std::string>{ahead_b[0], ahead_b[1], ahead_b[2], ahead_b[4]}));
+  for (const auto& ids : {ahead_a, ahead_b, now}) {
+    for (const auto& id : ids) {
+      FetchResult r = results.Get(id);
+      EXPECT_TRUE(r.status.ok()) << id << ": " << r.status;
+      ASSERT_TRUE(r.data) << id;
+      EXPECT_EQ(*r.data, data_[id]) << id;
+    }
+  }
+  for (uint64_t s : {a, b, c}) pool->CloseSession(s);
+  ExpectNoLeaks();
+}
+
 TEST_F(StormTest, B4_OpenSessionsReserveSlotsForPlayback) {
   FakeNntpServer* server = StartServer();
   auto ids = Post({server}, 40, 4096);

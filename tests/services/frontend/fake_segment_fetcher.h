@@ -5,6 +5,7 @@
 #ifndef NZBMESH_TESTS_SERVICES_FRONTEND_FAKE_SEGMENT_FETCHER_H_
 #define NZBMESH_TESTS_SERVICES_FRONTEND_FAKE_SEGMENT_FETCHER_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -72,6 +73,9 @@ class FakeSegmentFetcher : public SegmentFetcher {
     }
     Requeue();
   }
+  // What StreamShare() returns (0 = unknown, the default).
+  void SetStreamShare(int share) { share_.store(share, std::memory_order_relaxed); }
+  int StreamShare() const override { return share_.load(std::memory_order_relaxed); }
   // Cancel() blocks this long (models a slow drain for F7).
   void SetCancelDelay(absl::Duration d) {
     absl::MutexLock lock(&mu_);
@@ -124,6 +128,25 @@ class FakeSegmentFetcher : public SegmentFetcher {
     auto it = read_ahead_.find(id);
     return it == read_ahead_.end() ? std::vector<bool>{} : it->second;
   }
+  // FetchHandle::Promote() calls on fetches of `id` (every call, also the
+  // no-ops), and how many of them found a pending read-ahead fetch and
+  // promoted it.
+  int promote_calls(const std::string& id) const {
+    absl::MutexLock lock(&mu_);
+    auto it = promote_calls_.find(id);
+    return it == promote_calls_.end() ? 0 : it->second;
+  }
+  int promotions(const std::string& id) const {
+    absl::MutexLock lock(&mu_);
+    auto it = promotions_.find(id);
+    return it == promotions_.end() ? 0 : it->second;
+  }
+  int total_promote_calls() const {
+    absl::MutexLock lock(&mu_);
+    int n = 0;
+    for (const auto& [id, c] : promote_calls_) n += c;
+    return n;
+  }
   // Waits until `pred` (evaluated under the fake's lock) holds or `timeout` passes.
   bool WaitFor(std::function<bool(const FakeSegmentFetcher&)> pred, absl::Duration timeout) const {
     absl::Time deadline = absl::Now() + timeout;
@@ -148,6 +171,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
     auto f = std::make_shared<Flight>();
     f->id = message_id;
     f->done = std::move(done);
+    f->read_ahead = options.read_ahead;
     {
       absl::MutexLock lock(&mu_);
       ++calls_[message_id];
@@ -183,11 +207,13 @@ class FakeSegmentFetcher : public SegmentFetcher {
     absl::Time due;
     uint64_t seq = 0;
     bool finished = false;  // removed from in-flight accounting
+    bool read_ahead = false;  // still read-ahead (not promoted)
   };
   class Handle : public FetchHandle {
    public:
     Handle(FakeSegmentFetcher* f, std::shared_ptr<Flight> flight) : f_(f), flight_(std::move(flight)) {}
     void Cancel() override { f_->CancelFlight(flight_); }
+    void Promote() override { f_->PromoteFlight(flight_); }
 
    private:
     FakeSegmentFetcher* f_;
@@ -223,6 +249,16 @@ class FakeSegmentFetcher : public SegmentFetcher {
       }
     }
     if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
+  }
+
+  void PromoteFlight(const std::shared_ptr<Flight>& f) {
+    absl::MutexLock lock(&mu_);
+    ++promote_calls_[f->id];
+    if (!f->finished && f->read_ahead) {
+      f->read_ahead = false;
+      ++promotions_[f->id];
+    }
+    ++version_;
   }
 
   void Requeue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -294,6 +330,8 @@ class FakeSegmentFetcher : public SegmentFetcher {
   absl::flat_hash_map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<TrafficClass>> classes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<bool>> read_ahead_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> promote_calls_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> promotions_ ABSL_GUARDED_BY(mu_);
   int total_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int probe_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
@@ -306,6 +344,7 @@ class FakeSegmentFetcher : public SegmentFetcher {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t seen_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int> share_{0};
   std::thread worker_;
 };
 

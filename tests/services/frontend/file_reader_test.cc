@@ -503,6 +503,107 @@ TEST_F(ReaderTest, F10_FreshReaderWithDefaultOptionsFetchesTheNeededAndOneReadAh
   r->Close();
 }
 
+// F12: when the read position reaches a segment whose read-ahead fetch is
+// still pending, the reader promotes that fetch to needed-now (B13) exactly
+// once: not again on later pumps while it stays pending, never for a fetch
+// started as needed-now, never for one that had already arrived.
+TEST_F(ReaderTest, F12_CatchingUpWithPendingReadAheadPromotesItOnce) {
+  auto file = MakeFile(40, 10000);
+  for (int i = 2; i < 5; ++i) fetcher_.Hold(ids_[i]);
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 8;
+  auto r = FileReader::Open(env(), file, 0, file->layout().size, o);
+  // Segments 0 and 1 (not held) are read; the window has opened to 1-4 with
+  // 2-4 as read-ahead.
+  std::string got, buf(10000, '\0');
+  while (got.size() < 20000) {
+    auto n = r->Read(buf.data(), buf.size());
+    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_GT(*n, 0u);
+    got.append(buf.data(), *n);
+  }
+  EXPECT_EQ(got, content_.substr(0, 20000));
+  for (int i = 2; i < 5; ++i) EXPECT_EQ(fetcher_.read_ahead(ids_[i]), std::vector<bool>{true}) << i;
+  // The read position is at segment 2, still held at the "broker": promoted
+  // by the read that got there, once.
+  EXPECT_EQ(fetcher_.promote_calls(ids_[2]), 1);
+  EXPECT_EQ(fetcher_.promotions(ids_[2]), 1);
+  EXPECT_EQ(fetcher_.promote_calls(ids_[0]), 0);  // needed-now fetches
+  EXPECT_EQ(fetcher_.promote_calls(ids_[1]), 0);
+  EXPECT_EQ(fetcher_.promote_calls(ids_[3]), 0);  // still ahead of the reader
+  EXPECT_EQ(fetcher_.promote_calls(ids_[4]), 0);
+  // The consumer waits on it (a stall: the window grows and more read-ahead
+  // starts and arrives, each arrival pumping the reader again): no second
+  // promotion.
+  absl::Mutex mu;
+  bool done = false;
+  absl::StatusOr<FileReader::Chunk> chunk;
+  r->ReadAsync(10000, [&](absl::StatusOr<FileReader::Chunk> c) {
+    absl::MutexLock lock(&mu);
+    chunk = std::move(c);
+    done = true;
+  });
+  // Window 8 from segment 2: segments 5-9 are fetched too.
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() == 10; }, absl::Seconds(30)));
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 3; }, absl::Seconds(30)));
+  EXPECT_EQ(fetcher_.promote_calls(ids_[2]), 1);
+  EXPECT_EQ(fetcher_.total_promote_calls(), 1);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_FALSE(done);
+  }
+  // Released, the segment completes the waiting read and the rest reads
+  // correctly.
+  fetcher_.Release();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30)));
+    ASSERT_TRUE(chunk.ok()) << chunk.status();
+    got.append(chunk->data, chunk->size);
+  }
+  auto rest = ReadAll(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(got + *rest, content_);
+  EXPECT_EQ(fetcher_.promote_calls(ids_[2]), 1);
+  EXPECT_EQ(fetcher_.promotions(ids_[2]), 1);
+  r->Close();
+}
+
+// F13: a STREAM reader keeps at most max(2, 1 + StreamShare()) fetches in
+// flight; with the share unknown (0) the window is bounded by the options
+// (and memory) alone.
+TEST_F(ReaderTest, F13_ReadAheadIsBoundedByTheStreamShare) {
+  auto file = MakeFile(40, 10000);
+  for (int i = 1; i < 40; ++i) fetcher_.Hold(ids_[i]);
+  fetcher_.SetStreamShare(1);  // e.g. 32 broker slots among 32 or more players
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 16;
+  auto r = FileReader::Open(env(), file, 0, file->layout().size, o);
+  // Segment 0 arrives; the window would open to 4 but the share allows 2.
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() >= 2; }, absl::Seconds(30)));
+  EXPECT_EQ(r->stats().window, 2);
+  EXPECT_EQ(fetcher_.total_calls(), 2);
+  EXPECT_EQ(fetcher_.calls(ids_[1]), 1);
+  // The share becomes unknown: the next pump opens the window to 4.
+  fetcher_.SetStreamShare(0);
+  std::string got, buf(10000, '\0');
+  auto n = r->Read(buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status();
+  got.append(buf.data(), *n);
+  EXPECT_EQ(r->stats().window, 4);
+  EXPECT_EQ(fetcher_.total_calls(), 5);  // segments 0-4
+  // A larger share bounds nothing below the window.
+  fetcher_.SetStreamShare(8);
+  fetcher_.Release();
+  auto rest = ReadAll(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(got + *rest, content_);
+  EXPECT_LE(r->stats().max_in_flight, 9);
+  r->Close();
+}
+
 // F11: read-ahead and the per-file segment LRUs share one budget. Many files
 // are played through a registry charged to a small budget (the LRUs alone
 // would hold 48 files x 8 segments = 3.84 MB against 200 KB): the accounting

@@ -265,6 +265,7 @@ class CountingFetcher : public SegmentFetcher {
     return inner_->Fetch(message_id, options, std::move(done));
   }
   std::unique_ptr<StreamSession> OpenSession(const std::string& label) override { return inner_->OpenSession(label); }
+  int StreamShare() const override { return inner_->StreamShare(); }
   int64_t started() const { return started_.load(std::memory_order_relaxed); }
 
  private:

@@ -56,6 +56,24 @@ class FakeBroker : public pb::Broker::CallbackService {
     return it == classes_.end() ? std::vector<pb::TrafficClass>{} : it->second;
   }
 
+  // Every PromoteFetch received, as (stream_session_id, message_id).
+  std::vector<std::pair<uint64_t, std::string>> promotes() const {
+    absl::MutexLock lock(&mu_);
+    return promotes_;
+  }
+
+  grpc::ServerUnaryReactor* PromoteFetch(grpc::CallbackServerContext* ctx, const pb::PromoteFetchRequest* req,
+                                         pb::PromoteFetchResponse* resp) override {
+    {
+      absl::MutexLock lock(&mu_);
+      promotes_.emplace_back(req->stream_session_id(), req->message_id());
+    }
+    resp->set_promoted(true);
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
   grpc::ServerWriteReactor<pb::FetchSegmentResponse>* FetchSegment(grpc::CallbackServerContext* ctx,
                                                                    const pb::FetchSegmentRequest* req) override {
     {
@@ -145,6 +163,7 @@ class FakeBroker : public pb::Broker::CallbackService {
           absl::MutexLock lock(&b_->mu_);
           ++b_->sessions_;
           ev_.set_session_id(static_cast<uint64_t>(b_->next_session_++));
+          ev_.set_capacity_slots(32);
         }
         StartWrite(&ev_);
       }
@@ -171,6 +190,7 @@ class FakeBroker : public pb::Broker::CallbackService {
   int sessions_ ABSL_GUARDED_BY(mu_) = 0;
   int next_session_ ABSL_GUARDED_BY(mu_) = 100;
   std::map<std::string, std::vector<pb::TrafficClass>> classes_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<uint64_t, std::string>> promotes_ ABSL_GUARDED_BY(mu_);
 };
 
 class GrpcFetcherTest : public ::testing::Test {
@@ -259,6 +279,52 @@ TEST_F(GrpcFetcherTest, CancelReachesBrokerAtOnce) {
   EXPECT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 0; }, absl::Seconds(1)));
   EXPECT_LT(absl::Now() - t0, absl::Seconds(2));
   EXPECT_TRUE(broker_.WaitFor([&] { return fetcher_->outstanding() == 0; }, absl::Seconds(1)));
+}
+
+// F12/B13 over the wire: Promote() on a pending read-ahead fetch sends one
+// PromoteFetch with the fetch's session and message id; a second call, a
+// needed-now fetch and a completed fetch send nothing.
+TEST_F(GrpcFetcherTest, PromoteSendsOnePromoteFetchForAPendingReadAhead) {
+  FetchOptions ahead;
+  ahead.stream_session_id = 42;
+  ahead.read_ahead = true;
+  absl::Notification cancelled;
+  auto h = fetcher_->Fetch("hang-ahead@t", ahead, [&](absl::StatusOr<Segment>) { cancelled.Notify(); });
+  ASSERT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 1; }, absl::Seconds(10)));
+  h->Promote();
+  h->Promote();
+  FetchOptions now;
+  now.stream_session_id = 42;
+  auto n = fetcher_->Fetch("hang-now@t", now, [](absl::StatusOr<Segment>) {});
+  ASSERT_TRUE(broker_.WaitFor([&] { return broker_.hanging() == 2; }, absl::Seconds(10)));
+  n->Promote();
+  absl::Notification fetched;
+  auto d = fetcher_->Fetch("a@t", ahead, [&](absl::StatusOr<Segment>) { fetched.Notify(); });
+  ASSERT_TRUE(fetched.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  d->Promote();  // completed: nothing to promote
+  ASSERT_TRUE(broker_.WaitFor([&] { return !broker_.promotes().empty(); }, absl::Seconds(10)));
+  h->Cancel();
+  n->Cancel();
+  ASSERT_TRUE(cancelled.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // Every call has ended (the promotion's too): nothing else can arrive.
+  ASSERT_TRUE(broker_.WaitFor([&] { return fetcher_->outstanding() == 0; }, absl::Seconds(10)));
+  EXPECT_EQ(broker_.promotes(), (std::vector<std::pair<uint64_t, std::string>>{{42, "hang-ahead@t"}}));
+}
+
+// F13's input: the broker's capacity from the session event, divided among
+// the sessions open through this fetcher, rounded up; 0 with none open.
+TEST_F(GrpcFetcherTest, StreamShareDividesTheBrokersCapacityAmongOpenSessions) {
+  EXPECT_EQ(fetcher_->StreamShare(), 0);
+  auto s1 = fetcher_->OpenSession("/tv/a.mkv");
+  ASSERT_TRUE(broker_.WaitFor([&] { return fetcher_->StreamShare() > 0; }, absl::Seconds(10)));
+  EXPECT_EQ(fetcher_->StreamShare(), 32);
+  auto s2 = fetcher_->OpenSession("/tv/b.mkv");
+  auto s3 = fetcher_->OpenSession("/tv/c.mkv");
+  EXPECT_EQ(fetcher_->StreamShare(), 11);  // ceil(32 / 3)
+  s1.reset();
+  s2.reset();
+  s3.reset();
+  EXPECT_EQ(fetcher_->StreamShare(), 0);
 }
 
 TEST_F(GrpcFetcherTest, SessionIdArrivesAndDestroyClosesIt) {
