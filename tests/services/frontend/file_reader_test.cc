@@ -511,6 +511,7 @@ TEST_F(ReaderTest, F12_CatchingUpWithPendingReadAheadPromotesItOnce) {
   auto file = MakeFile(40, 10000);
   for (int i = 2; i < 5; ++i) fetcher_.Hold(ids_[i]);
   ReaderOptions o;
+  o.fresh_read_ahead = 1;  // segment 0 alone first, then the window 1-4
   o.initial_read_ahead = 4;
   o.max_read_ahead = 8;
   auto r = FileReader::Open(env(), file, 0, file->layout().size, o);
@@ -530,7 +531,10 @@ TEST_F(ReaderTest, F12_CatchingUpWithPendingReadAheadPromotesItOnce) {
   EXPECT_EQ(fetcher_.promote_calls(ids_[2]), 1);
   EXPECT_EQ(fetcher_.promotions(ids_[2]), 1);
   EXPECT_EQ(fetcher_.promote_calls(ids_[0]), 0);  // needed-now fetches
-  EXPECT_EQ(fetcher_.promote_calls(ids_[1]), 0);
+  // Segment 1 (not held) is fetched as read-ahead once segment 0 is here; if
+  // the reader gets to it before it arrives it is promoted, at most once.
+  const int promoted_1 = fetcher_.promote_calls(ids_[1]);
+  EXPECT_LE(promoted_1, 1);
   EXPECT_EQ(fetcher_.promote_calls(ids_[3]), 0);  // still ahead of the reader
   EXPECT_EQ(fetcher_.promote_calls(ids_[4]), 0);
   // The consumer waits on it (a stall: the window grows and more read-ahead
@@ -548,7 +552,7 @@ TEST_F(ReaderTest, F12_CatchingUpWithPendingReadAheadPromotesItOnce) {
   ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() == 10; }, absl::Seconds(30)));
   ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 3; }, absl::Seconds(30)));
   EXPECT_EQ(fetcher_.promote_calls(ids_[2]), 1);
-  EXPECT_EQ(fetcher_.total_promote_calls(), 1);
+  EXPECT_EQ(fetcher_.total_promote_calls(), 1 + promoted_1);
   {
     absl::MutexLock lock(&mu);
     EXPECT_FALSE(done);
