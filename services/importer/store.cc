@@ -258,6 +258,14 @@ int64_t EnsureDir(pqxx::work& w, int64_t parent_id, const std::string& path, abs
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
+// The error of an update that found the job no longer held by this worker's
+// attempt (cancelled, claim expired, already requeued); `detail` says what
+// that means for the caller.
+absl::Status NotHeldError(int64_t job_id, int attempt, const std::string& owner, absl::string_view detail = "") {
+  return absl::FailedPreconditionError(
+      absl::StrCat("job ", job_id, " attempt ", attempt, " is no longer held by ", owner, detail));
+}
+
 }  // namespace
 
 struct Store::Conn : pqxx::connection {
@@ -669,9 +677,7 @@ absl::Status Store::Heartbeat(int64_t job_id, const std::string& owner, int atte
         job_id, owner, attempt, Seconds(lease), progress);
     w.commit();
     if (r.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " attempt ", attempt, " is no longer held by ", owner,
-                       " (cancelled, or its claim expired)"));
+      return NotHeldError(job_id, attempt, owner, " (cancelled, or its claim expired)");
     }
     return absl::OkStatus();
   });
@@ -715,8 +721,7 @@ absl::StatusOr<JobRecord> Store::FailJob(int64_t job_id, const std::string& owne
             kJobColumns, " FROM u j JOIN nzbs n ON n.id = j.nzb_id"),
         job_id, owner, attempt, transient, std::string(FailureReasonName(reason)), message, Seconds(backoff));
     if (r.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " attempt ", attempt, " is no longer held by ", owner));
+      return NotHeldError(job_id, attempt, owner);
     }
     job = JobFromRow(r[0]);
     w.commit();
@@ -738,8 +743,7 @@ absl::StatusOr<JobRecord> Store::ReleaseJob(int64_t job_id, const std::string& o
                      kJobColumns, " FROM u j JOIN nzbs n ON n.id = j.nzb_id"),
         job_id, owner, attempt, message);
     if (r.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " attempt ", attempt, " is no longer held by ", owner));
+      return NotHeldError(job_id, attempt, owner);
     }
     job = JobFromRow(r[0]);
     w.commit();
@@ -758,9 +762,7 @@ absl::StatusOr<std::string> Store::CompleteJob(int64_t job_id, const std::string
         "SELECT id FROM jobs WHERE id = $1 AND owner = $2 AND attempts = $3 AND state = 'running' FOR UPDATE",
         job_id, owner, attempt);
     if (held.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " attempt ", attempt, " is no longer held by ", owner,
-                       "; its results were discarded"));
+      return NotHeldError(job_id, attempt, owner, "; its results were discarded");
     }
     const int64_t root = w.exec("SELECT id FROM entries WHERE path = '/'")[0][0].as<int64_t>();
     const std::string cat_path = JoinPath("/", plan.category);

@@ -102,16 +102,24 @@ TEST_F(StormTest, B3_StreamIsDispatchedOnTheFirstFreedSlot) {
   gate->Release(1);
   ASSERT_TRUE(WaitUntil([&] { return server->calls(stream[0]) == 1; }));
   // On the wire: the two gated imports, then the stream, nothing in between.
-  std::vector<std::string> bodies;
-  for (const auto& c : server->command_log()) {
-    if (c.command == "BODY") bodies.push_back(c.message_id);
-  }
+  const std::vector<std::string> bodies = BodiesOnTheWire(*server);
   ASSERT_GE(bodies.size(), 3u);
   EXPECT_EQ(bodies[2], stream[0]);
   gate->ReleaseAll();
   ASSERT_TRUE(results.WaitDone(201));
   EXPECT_TRUE(results.Get(stream[0]).status.ok());
   ExpectNoLeaks();
+}
+
+// The ids after the first three of `bodies`, split into those starting with
+// `prefix` and the rest, each in wire order.
+std::pair<std::vector<std::string>, std::vector<std::string>> SplitAfterThird(const std::vector<std::string>& bodies,
+                                                                              absl::string_view prefix) {
+  std::pair<std::vector<std::string>, std::vector<std::string>> out;
+  for (size_t i = 3; i < bodies.size(); ++i) {
+    (absl::StartsWith(bodies[i], prefix) ? out.first : out.second).push_back(bodies[i]);
+  }
+  return out;
 }
 
 // B12: within STREAM, a needed-now fetch goes before every read-ahead fetch
@@ -143,20 +151,14 @@ TEST_F(StormTest, B12_NeededNowStreamFetchGoesBeforeQueuedReadAhead) {
   ASSERT_TRUE(WaitUntil([&] { return server->calls(now[0]) == 1; }));
   gate->ReleaseAll();
   ASSERT_TRUE(results.WaitDone(22));
-  std::vector<std::string> bodies;
-  for (const auto& cmd : server->command_log()) {
-    if (cmd.command == "BODY") bodies.push_back(cmd.message_id);
-  }
+  const std::vector<std::string> bodies = BodiesOnTheWire(*server);
   // On the wire: the gated read-ahead, both needed-now fetches in arrival
   // order, then the read-ahead — shared out between the two sessions by
   // B11's fewest-slots order, each session's own read-ahead in its order.
   ASSERT_EQ(bodies.size(), 22u);
   EXPECT_EQ(std::vector<std::string>(bodies.begin(), bodies.begin() + 3),
             (std::vector<std::string>{ahead_a[0], now[0], now[1]}));
-  std::vector<std::string> got_a, got_b;
-  for (size_t i = 3; i < bodies.size(); ++i) {
-    (absl::StartsWith(bodies[i], "ahead-a") ? got_a : got_b).push_back(bodies[i]);
-  }
+  const auto [got_a, got_b] = SplitAfterThird(bodies, "ahead-a");
   EXPECT_EQ(got_a, std::vector<std::string>(ahead_a.begin() + 1, ahead_a.end()));
   EXPECT_EQ(got_b, ahead_b);
   std::vector<std::string> want = {ahead_a[0], now[0], now[1]};
@@ -210,19 +212,13 @@ TEST_F(StormTest, B13_PromotedReadAheadGoesBeforeOlderReadAhead) {
   ASSERT_TRUE(WaitUntil([&] { return server->calls(now[0]) == 1; }));
   gate->ReleaseAll();
   ASSERT_TRUE(results.WaitDone(11));
-  std::vector<std::string> bodies;
-  for (const auto& cmd : server->command_log()) {
-    if (cmd.command == "BODY") bodies.push_back(cmd.message_id);
-  }
+  const std::vector<std::string> bodies = BodiesOnTheWire(*server);
   // On the wire: the gated read-ahead, the needed-now fetch that was waiting,
   // the promoted one, then the rest of the read-ahead (B11/B12 as before).
   ASSERT_EQ(bodies.size(), 11u);
   EXPECT_EQ(std::vector<std::string>(bodies.begin(), bodies.begin() + 3),
             (std::vector<std::string>{ahead_a[0], now[0], ahead_b[3]}));
-  std::vector<std::string> got_a, got_b;
-  for (size_t i = 3; i < bodies.size(); ++i) {
-    (absl::StartsWith(bodies[i], "ahead-a") ? got_a : got_b).push_back(bodies[i]);
-  }
+  const auto [got_a, got_b] = SplitAfterThird(bodies, "ahead-a");
   EXPECT_EQ(got_a, std::vector<std::string>(ahead_a.begin() + 1, ahead_a.end()));
   EXPECT_EQ(got_b, (std::vector<std::string>{ahead_b[0], ahead_b[1], ahead_b[2], ahead_b[4]}));
   for (const auto& ids : {ahead_a, ahead_b, now}) {
@@ -309,10 +305,7 @@ TEST_F(StormTest, B11_AStartingStreamGoesBeforeAnotherStreamsReadAhead) {
   gate->Release(1);
   ASSERT_TRUE(WaitUntil([&] { return server->calls(b[0]) == 1; }));
   // On the wire: a's two gated requests, then b's first, before a's read-ahead.
-  std::vector<std::string> bodies;
-  for (const auto& c : server->command_log()) {
-    if (c.command == "BODY") bodies.push_back(c.message_id);
-  }
+  const std::vector<std::string> bodies = BodiesOnTheWire(*server);
   ASSERT_GE(bodies.size(), 3u);
   EXPECT_EQ(bodies[2], b[0]) << absl::StrJoin(bodies, " ");
   gate->ReleaseAll();

@@ -114,6 +114,15 @@ class StormTest : public ::testing::Test {
   }
 
   // B8: after any storm, slots, queues, retries, sessions and leases all return to 0.
+  // The message-ids of the BODY commands `server` received, in wire order.
+  static std::vector<std::string> BodiesOnTheWire(const FakeNntpServer& server) {
+    std::vector<std::string> bodies;
+    for (const auto& c : server.command_log()) {
+      if (c.command == "BODY") bodies.push_back(c.message_id);
+    }
+    return bodies;
+  }
+
   void ExpectNoLeaks() {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     Pool::Usage u;
