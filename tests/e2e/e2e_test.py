@@ -87,12 +87,7 @@ class E2E(unittest.TestCase):
             **PLAY,
             **IMPORTS,
         })
-        try:
-            cls.stack.start()
-        except Exception:
-            print(cls.stack.logs_tail())
-            cls.stack.stop()
-            raise
+        cls.stack.start_or_dump()
 
     @classmethod
     def tearDownClass(cls):

@@ -18,12 +18,7 @@ class Faults(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.stack = Stack(dict(FILES))
-        try:
-            cls.stack.start(own_postgres=True)
-        except Exception:
-            print(cls.stack.logs_tail())
-            cls.stack.stop()
-            raise
+        cls.stack.start_or_dump(own_postgres=True)
 
     @classmethod
     def tearDownClass(cls):

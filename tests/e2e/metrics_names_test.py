@@ -81,13 +81,7 @@ class MetricNames(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.stack = SpeedTestStack({RELEASE: PAYLOAD})
-        try:
-            cls.stack.start()
-            exercise(cls.stack)
-        except Exception:
-            print(cls.stack.logs_tail())
-            cls.stack.stop()
-            raise
+        cls.stack.start_or_dump(then=lambda: exercise(cls.stack))
         cls.urls = [f"http://127.0.0.1:{cls.stack.ports[k]}/metrics" for k in SCRAPED]
 
     @classmethod

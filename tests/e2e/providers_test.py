@@ -53,14 +53,11 @@ class Providers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.stack = Stack(dict(FILES), providers=PROVIDERS)
-        try:
-            cls.stack.start()
-            for name in FILES:  # imported while every provider is healthy
+
+        def import_all():  # while every provider is healthy
+            for name in FILES:
                 cls.stack.ctl("import", cls.stack.nzb_path(name), "--category", "p", "--wait", timeout=300)
-        except Exception:
-            print(cls.stack.logs_tail())
-            cls.stack.stop()
-            raise
+        cls.stack.start_or_dump(then=import_all)
 
     @classmethod
     def tearDownClass(cls):

@@ -34,12 +34,7 @@ class PythonClient(unittest.TestCase):
             raise AssertionError("Debian python3-grpcio/python3-grpc-tools/python3-protobuf missing "
                                  "(deploy/local/install-deps.sh):\n" + r.stderr.decode())
         cls.stack = Stack({RELEASE: PAYLOAD})
-        try:
-            cls.stack.start()
-        except Exception:
-            print(cls.stack.logs_tail())
-            cls.stack.stop()
-            raise
+        cls.stack.start_or_dump()
 
     @classmethod
     def tearDownClass(cls):

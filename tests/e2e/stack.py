@@ -199,6 +199,19 @@ class Stack:
         self.env["NZBMESH_NNTP_PASSWORD"] = "nntp-pass"
 
     # -- lifecycle -----------------------------------------------------------
+    def start_or_dump(self, then=None, **kwargs):
+        """start(**kwargs), then `then()` if given; on any failure prints the
+        services' log tails, stops everything and re-raises (a suite's
+        setUpClass)."""
+        try:
+            self.start(**kwargs)
+            if then is not None:
+                then()
+        except Exception:
+            print(self.logs_tail())
+            self.stop()
+            raise
+
     def start(self, own_postgres=False):
         """own_postgres: run a private PostgreSQL cluster (so a test may
         restart it) instead of a database in NZBMESH_PG_URL's server."""
