@@ -20,7 +20,7 @@ struct FileCache::Ticket::Pending {
 absl::StatusOr<std::shared_ptr<const ReadLayout>> ReadLayout::FromProto(const importer::v1::FileLayout& proto) {
   auto out = std::make_shared<ReadLayout>();
   out->path = proto.entry().path();
-  out->key = absl::StrCat(proto.entry().path(), "\n", proto.entry().etag());
+  out->key = KeyOf(proto.entry());
   out->size = proto.entry().size();
   if (out->size < 0) return absl::InvalidArgumentError(absl::StrCat("layout of ", out->path, " has a negative size"));
   if (proto.extents_size() == 0) {
@@ -354,6 +354,18 @@ FileCacheRegistry::FileCacheRegistry(SegmentFetcher* fetcher, size_t capacity, s
       metrics_(metrics),
       missing_ttl_(missing_ttl),
       budget_(budget) {}
+
+std::string ReadLayout::KeyOf(const importer::v1::Entry& entry) {
+  return absl::StrCat(entry.path(), "\n", entry.etag());
+}
+
+std::shared_ptr<FileCache> FileCacheRegistry::Find(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = caches_.find(key);
+  if (it == caches_.end()) return nullptr;
+  order_.splice(order_.begin(), order_, it->second.second);
+  return it->second.first;
+}
 
 std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayout> layout) {
   absl::MutexLock lock(&mu_);

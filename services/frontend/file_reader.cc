@@ -62,6 +62,12 @@ FileReader::~FileReader() {
   }
 }
 
+void FileReader::AttachSession(std::shared_ptr<const StreamSession> session) {
+  absl::MutexLock lock(&mu_);
+  if (closed() || drained_ || session_ != nullptr) return;
+  session_ = std::move(session);
+}
+
 FetchOptions FileReader::FetchOptionsLocked() const {
   FetchOptions o;
   o.traffic_class = options_.traffic_class;
@@ -227,6 +233,9 @@ void FileReader::Run(Actions a) {
     for (uint64_t id : a.cancel_retries) env_.scheduler->Cancel(id);
   }
   for (int32_t seg : a.promote) file_->Promote(seg);
+  // The consumer first: its bytes go on their way before the new fetches are
+  // started (each start costs the calling thread tens of µs in gRPC).
+  if (a.deliver) a.deliver(std::move(a.delivery));
   if (!a.fetch.empty()) {
     FetchOptions opts;
     int32_t needed_now = -1;  // the segment at the read position
@@ -265,7 +274,6 @@ void FileReader::Run(Actions a) {
       if (promote) file_->Promote(seg);
     }
   }
-  if (a.deliver) a.deliver(std::move(a.delivery));
 }
 
 void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::shared_ptr<const std::string>> result) {
@@ -279,6 +287,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     }
     Slot& s = it->second;
     s.ticket.reset();
+    const bool was_ramped = ramped_;
     if (result.ok()) {
       s.state = SlotState::kReady;
       s.data = *std::move(result);
@@ -299,15 +308,21 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
       s.state = SlotState::kFailed;
       s.status = result.status();
     }
+    bool first_delivered = false;
     if (pending_read_) {
       absl::StatusOr<Chunk> out;
       if (TakeLocked(pending_max_, &out) != Take::kNotReady) {
         a.deliver = std::move(pending_read_);
         pending_read_ = nullptr;
         a.delivery = std::move(out);
+        first_delivered = ramped_ && !was_ramped;
       }
     }
-    PumpLocked(&a);
+    // The first segment of a fresh reader went straight to a waiting read:
+    // the window opens at the consumer's next read (which pumps), so the
+    // read-ahead it starts does not compete with these first bytes on their
+    // way to the client (F10).
+    if (!first_delivered) PumpLocked(&a);
   }
   Bump();
   Run(std::move(a));

@@ -104,6 +104,12 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
                                           int64_t end, ReaderOptions options);
   ~FileReader();
 
+  // Makes the reader's later fetches count against `session` (a reader opened
+  // without one). Lets a response start its first fetch before it opens its
+  // broker session: opening one costs the first fetch ~0.3 ms on loopback.
+  // Ignored after Close().
+  void AttachSession(std::shared_ptr<const StreamSession> session);
+
   // Delivers the next chunk of at most `max_bytes` (one segment piece at most)
   // to `done`, inline when ready. One call outstanding at a time. Errors:
   // NOT_FOUND (segment missing), DATA_LOSS, UNAVAILABLE..., CANCELLED after Close().

@@ -620,12 +620,17 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
               self->SendForRequest(CatalogError(layout.status()));
               return;
             }
-            auto read_layout = ReadLayout::FromProto(**layout);
-            if (!read_layout.ok()) {
-              self->SendForRequest(TextReply(502, std::string(read_layout.status().message())));
-              return;
+            // A file version already open shares its cache and layout map.
+            std::shared_ptr<FileCache> file = self->server_->files_.Find(ReadLayout::KeyOf((*layout)->entry()));
+            if (file == nullptr) {
+              auto read_layout = ReadLayout::FromProto(**layout);
+              if (!read_layout.ok()) {
+                self->SendForRequest(TextReply(502, std::string(read_layout.status().message())));
+                return;
+              }
+              file = self->server_->files_.Get(*read_layout);
             }
-            self->StartGet((*layout)->entry(), self->server_->files_.Get(*read_layout));
+            self->StartGet((*layout)->entry(), std::move(file));
           });
         });
   }
@@ -716,7 +721,6 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     s->gen = ++stream_gen_;
     s->prefix = Head(plan.status, plan.headers, plan.content_length, WillClose(false));
     if (s->multipart) s->prefix += PartHeader(plan, s->content_type, s->parts[0], size);
-    s->session = std::shared_ptr<const StreamSession>(server_->deps_.fetcher->OpenSession(path_));
     status_ = plan.status;
     if (last_end_ >= 0 && s->parts[0].first != last_end_) server_->metrics_->Seek();
     last_end_ = s->parts.back().last + 1;
@@ -754,6 +758,27 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     OpenPartReader();
     Watch();
     ReadMore();
+  }
+
+  // The broker session of a response (B-class accounting: stream headroom,
+  // per-stream cap, fair order) opens once its first bytes are on their way
+  // to the client, and only when it reads more than one segment. Its id
+  // reaches the frontend a round trip after the open, later than the
+  // response's first fetch leaves, so a session opened sooner would count
+  // none of that fetch; opening it costs the first fetch ~0.3 ms on a
+  // 2-core loopback setup (docs/PERFORMANCE.md, time to first byte).
+  void OpenBrokerSession() {
+    if (stream_->session != nullptr || !SpansSeveralSegments()) return;
+    stream_->session = std::shared_ptr<const StreamSession>(server_->deps_.fetcher->OpenSession(path_));
+    stream_->reader->AttachSession(stream_->session);
+  }
+
+  bool SpansSeveralSegments() const {
+    const ReadLayout& l = stream_->file->layout();
+    const int64_t first = stream_->parts.front().first, last = stream_->parts.back().last;
+    const size_t a = l.PieceAt(first), b = l.PieceAt(last);
+    if (a >= l.pieces.size() || b >= l.pieces.size()) return false;
+    return l.pieces[a].segment != l.pieces[b].segment;
   }
 
   void OpenPartReader() {
@@ -833,7 +858,8 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     stream_->prefix.clear();
     if (!prefix->empty()) bufs.emplace_back(asio::buffer(*prefix));
     if (c.size > 0) bufs.emplace_back(c.data, c.size);
-    if (!stream_->headers_sent) {
+    const bool first_write = !stream_->headers_sent;
+    if (first_write) {
       stream_->headers_sent = true;
       server_->metrics_->TimeToFirstByte(absl::Now() - stream_->started);
     }
@@ -863,6 +889,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
                           self->ReadMore();
                         }
                       });
+    if (first_write && !last) OpenBrokerSession();
   }
 
   // Releases the reader and the broker session of the current response.

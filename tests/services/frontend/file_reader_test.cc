@@ -452,10 +452,17 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&got), absl::Seconds(10)));
     EXPECT_EQ(got_size, 10000u - 1234u);
   }
-  // Segment 10 is consumed; the next four were requested before the read
-  // was delivered (nobody reads until ReadAll below, so nothing else starts).
+  // The first bytes went to the waiting read before any read-ahead was
+  // requested: the window opens at the consumer's next read.
+  EXPECT_EQ(fetcher_.total_calls(), 1);
+  fetcher_.Hold();
+  absl::Notification second;
+  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk>) { second.Notify(); });
+  // Segment 10 is consumed; that read requested the next four.
   EXPECT_EQ(fetcher_.total_calls(), 5);
   EXPECT_EQ(r->stats().window, 4);
+  fetcher_.Release();
+  ASSERT_TRUE(second.WaitForNotificationWithTimeout(absl::Seconds(10)));  // segment 11
   for (int i = 10; i < 15; ++i) EXPECT_EQ(fetcher_.calls(ids_[i]), 1) << i;
   // Segment 11 is at the read position now (needed next); 12-14 are ahead.
   EXPECT_EQ(fetcher_.read_ahead(ids_[11]), std::vector<bool>{false});
@@ -463,7 +470,7 @@ TEST_F(ReaderTest, F10_FreshReaderFetchesOnlyItsFirstSegmentUntilItArrives) {
   // The rest of the range still reads correctly.
   auto rest = ReadAll(*r);
   ASSERT_TRUE(rest.ok()) << rest.status();
-  EXPECT_EQ(*rest, content_.substr(11 * 10000));
+  EXPECT_EQ(*rest, content_.substr(12 * 10000));  // the second read took segment 11 (one piece per chunk)
   r->Close();
 }
 

@@ -276,6 +276,7 @@ class CountingFetcher : public SegmentFetcher {
 struct Env {
   Backend backend;
   std::unique_ptr<GrpcSegmentFetcher> fetcher;
+  std::unique_ptr<broker::v1::Broker::Stub> broker_stub;
   FakeCatalog catalog;
   CachingCatalogClient caching{&catalog, {}};
   FakeImporter importer;
@@ -290,6 +291,7 @@ struct Env {
     auto channel = MakeChannel(absl::StrCat("127.0.0.1:", backend.grpc_port), ClientTlsOptions{});
     if (!channel.ok()) std::abort();
     fetcher = std::make_unique<GrpcSegmentFetcher>(*channel, GrpcSegmentFetcher::Options{});
+    broker_stub = broker::v1::Broker::NewStub(*channel);
     for (int i = 0; i < kBigSegments; ++i) big_ids.push_back(ArticleId(i));
     catalog.AddFile(MakeLayout(kBigPath, big_ids));
     for (int s = 0; s < kPacedStreams; ++s) {
@@ -310,6 +312,7 @@ struct Env {
     FrontendServer::Options cold_o;
     cold_o.lru_segments_per_file = 0;
     if (const char* n = getenv("NZBMESH_BENCH_TTFB_READ_AHEAD")) cold_o.initial_read_ahead = atoi(n);
+    if (const char* n = getenv("NZBMESH_BENCH_TTFB_FRESH_READ_AHEAD")) cold_o.fresh_read_ahead = atoi(n);
     cold_fetcher = std::make_unique<CountingFetcher>(fetcher.get());
     cold = std::move(*FrontendServer::Create(cold_o, {cold_fetcher.get(), &caching, &importer, nullptr}));
     if (!server->Start().ok() || !cold->Start().ok()) std::abort();
@@ -317,13 +320,25 @@ struct Env {
 
   // Waits until the frontend has no broker call left (fetches and sessions of
   // finished responses are released asynchronously).
+  // Then until the broker is idle too: no session open and no slot taken (a
+  // cancelled fetch keeps its slot while the broker drains its reply, B10),
+  // so one request's leftovers do not run during the next one's.
   bool WaitIdle(absl::Duration timeout) const {
     absl::Time deadline = absl::Now() + timeout;
     while (fetcher->outstanding() != 0) {
       if (absl::Now() > deadline) return false;
       absl::SleepFor(absl::Microseconds(20));
     }
-    return true;
+    while (true) {
+      grpc::ClientContext ctx;
+      broker::v1::PoolStatus st;
+      if (!broker_stub->GetPoolStatus(&ctx, broker::v1::GetPoolStatusRequest{}, &st).ok()) return false;
+      int64_t busy = st.open_sessions();
+      for (const auto& p : st.providers()) busy += p.slots_in_use();
+      if (busy == 0) return true;
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Microseconds(200));
+    }
   }
 };
 

@@ -127,6 +127,22 @@ TEST_F(ServerTest, SingleRangeIs206WithContentRange) {
   EXPECT_TRUE(r.body == content_[kFile].substr(990, 1020));
 }
 
+// A response served by one segment opens no broker session: the session's
+// id would arrive after its only fetch had left. One that reads on opens its
+// session once its first bytes are written, and its later fetches carry it.
+TEST_F(ServerTest, OnlyResponsesReadingSeveralSegmentsOpenABrokerSession) {
+  StartServer();
+  HttpResponse r = Fetch(port_, Get(kFileUrl, "Range: bytes=1100-1899\r\n"));  // inside segment 1
+  EXPECT_EQ(r.status, 206);
+  EXPECT_TRUE(r.body == content_[kFile].substr(1100, 800));
+  EXPECT_EQ(fetcher_.sessions_opened(), 0);
+  r = Fetch(port_, Get(kFileUrl, "Range: bytes=2500-\r\n"));  // segments 2-9
+  EXPECT_EQ(r.status, 206);
+  EXPECT_TRUE(r.body == content_[kFile].substr(2500));
+  EXPECT_EQ(fetcher_.sessions_opened(), 1);
+  EXPECT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.sessions_open() == 0; }, absl::Seconds(2)));
+}
+
 TEST_F(ServerTest, SuffixAndOpenEndedRanges) {
   StartServer();
   HttpResponse r = Fetch(port_, Get(kFileUrl, "Range: bytes=-100\r\n"));
