@@ -20,6 +20,7 @@
 #include "services/frontend/frontend_server.h"
 #include "services/frontend/grpc_catalog_client.h"
 #include "services/frontend/grpc_segment_fetcher.h"
+#include "services/frontend/memory_limit.h"
 #include "services/frontend/prometheus_frontend_metrics.h"
 
 namespace nzbmesh::frontend {
@@ -118,6 +119,16 @@ int Run(const std::string& config_path) {
   }
   for (const auto& k : cfg->unknown_keys) log::Warning("unknown config key ignored", {{"key", k}});
   if (cfg->server.webdav_users.empty()) log::Warning("no webdav_users: /dav/ is open for reading and DELETE is refused");
+  if (const auto limit = CgroupMemoryLimit()) {
+    const int64_t fit = FitStreamMemoryLimit(cfg->server.stream_memory_limit, limit);
+    if (fit < cfg->server.stream_memory_limit) {
+      log::Warning("stream_memory_limit lowered to fit the container's memory limit",
+                   {{"configured_mb", absl::StrCat(cfg->server.stream_memory_limit >> 20)},
+                    {"container_limit_mb", absl::StrCat(*limit >> 20)},
+                    {"stream_memory_limit_mb", absl::StrCat(fit >> 20)}});
+      cfg->server.stream_memory_limit = fit;
+    }
+  }
 
   auto broker_channel = MakeChannel(cfg->broker, cfg->broker_tls);
   auto importer_channel = MakeChannel(cfg->importer, cfg->importer_tls);

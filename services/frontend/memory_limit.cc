@@ -1,0 +1,49 @@
+#include "services/frontend/memory_limit.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+
+namespace nzbmesh::frontend {
+namespace {
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+// cgroup v1 reports "no limit" as a page-rounded INT64_MAX; anything past
+// 1 PiB is no limit a host has.
+constexpr int64_t kUnlimitedAbove = int64_t{1} << 50;
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::optional<int64_t> ParseLimit(const std::string& text) {
+  absl::string_view v = absl::StripAsciiWhitespace(text);
+  if (v == "max") return std::nullopt;
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(v, &n) || n <= 0 || n >= kUnlimitedAbove) return std::nullopt;
+  return n;
+}
+
+}  // namespace
+
+std::optional<int64_t> CgroupMemoryLimit(const std::string& cgroup_root) {
+  if (auto v2 = ReadFile(cgroup_root + "/memory.max")) return ParseLimit(*v2);
+  if (auto v1 = ReadFile(cgroup_root + "/memory/memory.limit_in_bytes")) return ParseLimit(*v1);
+  return std::nullopt;
+}
+
+int64_t FitStreamMemoryLimit(int64_t configured, std::optional<int64_t> process_limit) {
+  if (!process_limit.has_value()) return configured;
+  const int64_t room = std::max(*process_limit / 3, 128 * kMiB);
+  const int64_t fit = std::max(*process_limit - room, 32 * kMiB);
+  return std::min(configured, fit);
+}
+
+}  // namespace nzbmesh::frontend
