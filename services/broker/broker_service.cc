@@ -263,27 +263,77 @@ class BrokerService::LongLived {
  public:
   virtual ~LongLived() = default;
   virtual void End() = 0;
+  // The pool's capacity and open stream sessions now (sessions tell their
+  // caller when it changed; leases ignore it).
+  virtual void Update(int64_t capacity, int32_t sessions) {}
 };
 
 namespace {
 
+// One stream session. Writes never overlap: a change that arrives while an
+// event is on its way is sent when that write is done, and only the latest
+// state is sent. End() while a write is in flight leaves Finish() to
+// OnWriteDone, so no write is started after Finish().
 class SessionReactor : public grpc::ServerWriteReactor<v1::StreamSessionEvent>, public BrokerService::LongLived {
  public:
-  SessionReactor(Pool* pool, const v1::OpenStreamSessionRequest* req, std::function<void(LongLived*)> unregister)
-      : pool_(pool), unregister_(std::move(unregister)) {
+  SessionReactor(Pool* pool, const v1::OpenStreamSessionRequest* req, std::function<void(LongLived*)> unregister,
+                 std::function<void()> changed)
+      : pool_(pool), unregister_(std::move(unregister)), changed_(std::move(changed)) {
     id_ = pool_->OpenSession(req->label());
-    event_.set_session_id(id_);
-    event_.set_capacity_slots(pool_->Status().capacity);
+    PoolStatusView st = pool_->Status();
+    {
+      absl::MutexLock lock(&mu_);
+      want_ = {st.capacity, st.open_sessions};
+      FillLocked();
+      writing_ = true;
+    }
     StartWrite(&event_);
   }
   void OnWriteDone(bool ok) override {
-    if (!ok) End();
+    bool finish = false, end = false, write = false;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (ended_) {
+        finish = true;  // End() ran during the write
+      } else if (!ok) {
+        end = true;
+      } else if (want_ != sent_) {
+        FillLocked();
+        writing_ = write = true;
+      }
+    }
+    if (finish) {
+      Finish(grpc::Status::OK);
+    } else if (end) {
+      End();
+    } else if (write) {
+      StartWrite(&event_);
+    }
   }
   void OnCancel() override { End(); }
   void End() override {
-    if (ended_.exchange(true)) return;
+    bool finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (ended_) return;
+      ended_ = true;
+      finish = !writing_;
+    }
     pool_->CloseSession(id_);
-    Finish(grpc::Status::OK);
+    changed_();
+    if (finish) Finish(grpc::Status::OK);
+  }
+  void Update(int64_t capacity, int32_t sessions) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (ended_) return;
+      want_ = {capacity, sessions};
+      if (writing_ || want_ == sent_) return;
+      FillLocked();
+      writing_ = true;
+    }
+    StartWrite(&event_);
   }
   void OnDone() override {
     unregister_(this);
@@ -291,11 +341,22 @@ class SessionReactor : public grpc::ServerWriteReactor<v1::StreamSessionEvent>, 
   }
 
  private:
+  void FillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    sent_ = want_;
+    event_.set_session_id(id_);
+    event_.set_capacity_slots(sent_.first);
+    event_.set_open_sessions(sent_.second);
+  }
+
   Pool* const pool_;
   std::function<void(LongLived*)> unregister_;
+  std::function<void()> changed_;
   uint64_t id_ = 0;
-  v1::StreamSessionEvent event_;
-  std::atomic<bool> ended_{false};
+  absl::Mutex mu_;
+  v1::StreamSessionEvent event_;  // written only while !writing_
+  std::pair<int64_t, int32_t> want_ ABSL_GUARDED_BY(mu_), sent_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class LeaseReactor : public grpc::ServerWriteReactor<v1::ImportLeaseEvent>, public BrokerService::LongLived {
@@ -413,10 +474,13 @@ grpc::ServerWriteReactor<v1::StreamSessionEvent>* BrokerService::OpenStreamSessi
     absl::MutexLock lock(&mu_);
     long_lived_.erase(l);
   };
-  auto* r = new SessionReactor(pool_, req, unregister);
-  absl::MutexLock lock(&mu_);
-  long_lived_.insert(r);
-  if (ending_) r->End();
+  auto* r = new SessionReactor(pool_, req, unregister, [this] { SessionStateChanged(); });
+  {
+    absl::MutexLock lock(&mu_);
+    long_lived_.insert(r);
+    if (ending_) r->End();
+  }
+  SessionStateChanged();  // the other sessions learn there is one more
   return r;
 }
 
@@ -431,6 +495,52 @@ grpc::ServerWriteReactor<v1::ImportLeaseEvent>* BrokerService::AcquireImportLeas
   long_lived_.insert(r);
   if (ending_) r->End();
   return r;
+}
+
+BrokerService::BrokerService(Pool* pool, CandidatePools* candidates)
+    : pool_(pool), candidates_(candidates), broadcaster_([this] { BroadcastSessionState(); }) {}
+
+BrokerService::~BrokerService() {
+  {
+    absl::MutexLock lock(&broadcast_mu_);
+    broadcast_stop_ = true;
+  }
+  broadcaster_.join();
+}
+
+void BrokerService::SessionStateChanged() {
+  absl::MutexLock lock(&broadcast_mu_);
+  broadcast_due_ = true;
+}
+
+void BrokerService::BroadcastSessionState() {
+  // Sessions are only written to when what they were last told changed.
+  // Coalescing: a burst of players starting (or a library scan's sessions
+  // coming and going) costs each session one event per interval, not one per
+  // change.
+  constexpr absl::Duration kInterval = absl::Milliseconds(20);
+  while (true) {
+    {
+      absl::MutexLock lock(&broadcast_mu_);
+      // Also once a second without a call: capacity changes by itself too
+      // (a 502 throttle, a breaker opening, a throttle restored).
+      broadcast_mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](BrokerService* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->broadcast_due_ || s->broadcast_stop_; },
+              this),
+          absl::Seconds(1));
+      if (broadcast_stop_) return;
+      broadcast_due_ = false;
+    }
+    const PoolStatusView st = pool_->Status();
+    {
+      absl::MutexLock lock(&mu_);
+      for (LongLived* l : long_lived_) l->Update(st.capacity, st.open_sessions);
+    }
+    absl::MutexLock lock(&broadcast_mu_);
+    broadcast_mu_.AwaitWithTimeout(absl::Condition(&broadcast_stop_), kInterval);
+    if (broadcast_stop_) return;
+  }
 }
 
 void BrokerService::EndLongLivedCalls() {

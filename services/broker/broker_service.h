@@ -6,6 +6,7 @@
 #define NZBMESH_SERVICES_BROKER_BROKER_SERVICE_H_
 
 #include <atomic>
+#include <thread>
 
 #include "nzbmesh/broker/v1/broker.grpc.pb.h"
 #include "services/broker/candidate_pools.h"
@@ -29,7 +30,15 @@ class BrokerService final : public BrokerServiceBase {
  public:
   // `pool` (and `candidates`, which may be null: FetchCandidateSegment is then
   // UNIMPLEMENTED) must outlive the service.
-  explicit BrokerService(Pool* pool, CandidatePools* candidates = nullptr) : pool_(pool), candidates_(candidates) {}
+  explicit BrokerService(Pool* pool, CandidatePools* candidates = nullptr);
+  ~BrokerService() override;
+
+  // Sends every open stream session the pool's capacity and session count
+  // (StreamSessionEvent) if they changed; coalesced on a thread of its own,
+  // at most one round per ~20 ms, and checked once a second regardless.
+  // Sessions opening and closing call it; call it after reconfiguring the
+  // pool for the sessions to learn the new capacity at once.
+  void SessionStateChanged();
 
   // Ends every open session and lease stream (used before server shutdown so
   // the grace period is not spent on calls that never end by themselves).
@@ -57,11 +66,17 @@ class BrokerService final : public BrokerServiceBase {
  private:
   Pool* const pool_;
   CandidatePools* const candidates_;
+  void BroadcastSessionState();
+
+  absl::Mutex broadcast_mu_;
+  bool broadcast_due_ ABSL_GUARDED_BY(broadcast_mu_) = false;
+  bool broadcast_stop_ ABSL_GUARDED_BY(broadcast_mu_) = false;
   absl::Mutex mu_;  // protects long_lived_ and ending_
   std::set<LongLived*> long_lived_ ABSL_GUARDED_BY(mu_);
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   // TestProvider budget: concurrent test dials per candidate endpoint.
   std::map<std::string, int> testing_ ABSL_GUARDED_BY(mu_);
+  std::thread broadcaster_;  // last: it uses the members above
 };
 
 absl::StatusOr<TrafficClass> FromProto(v1::TrafficClass c);

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
       }
       absl::Status s = (*pool)->Reconfigure(c->pool.providers);
       if (!s.ok()) log::Error("reload failed", {{"error", s.ToString()}});
+      service.SessionStateChanged();  // sessions learn the new capacity now
     }
   });
   reloader.detach();

@@ -182,6 +182,7 @@ class GrpcSegmentFetcher::SessionReactor : public grpc::ClientReadReactor<broker
   void OnReadDone(bool ok) override {
     if (!ok) return;
     if (event_.capacity_slots() > 0) owner_->capacity_.store(event_.capacity_slots(), std::memory_order_relaxed);
+    if (event_.open_sessions() > 0) owner_->broker_sessions_.store(event_.open_sessions(), std::memory_order_relaxed);
     shared_->id.store(event_.session_id(), std::memory_order_release);
     StartRead(&event_);
   }
@@ -277,8 +278,11 @@ std::unique_ptr<StreamSession> GrpcSegmentFetcher::OpenSession(const std::string
 
 int GrpcSegmentFetcher::StreamShare() const {
   const int64_t capacity = capacity_.load(std::memory_order_relaxed);
-  const int64_t sessions = open_sessions_->load(std::memory_order_relaxed);
-  if (capacity <= 0 || sessions <= 0) return 0;
+  const int64_t own = open_sessions_->load(std::memory_order_relaxed);
+  if (capacity <= 0 || own <= 0) return 0;
+  // The broker's count includes other frontends' players; ours may be ahead
+  // of its latest event.
+  const int64_t sessions = std::max(own, broker_sessions_.load(std::memory_order_relaxed));
   return static_cast<int>(std::min<int64_t>((capacity + sessions - 1) / sessions, 1 << 20));
 }
 

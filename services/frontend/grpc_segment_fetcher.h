@@ -44,7 +44,9 @@ class GrpcSegmentFetcher : public SegmentFetcher {
   std::unique_ptr<FetchHandle> Fetch(const std::string& message_id, const FetchOptions& options,
                                      FetchCallback done) override;
   std::unique_ptr<StreamSession> OpenSession(const std::string& label) override;
-  // ceil(capacity_slots of the latest session event / sessions open now).
+  // ceil(capacity_slots / sessions), both from the latest session event:
+  // sessions is the broker's count (every frontend's players), at least the
+  // ones open through this fetcher; 0 while none is open here.
   int StreamShare() const override;
 
   // Calls (fetches and sessions) not finished yet.
@@ -82,6 +84,7 @@ class GrpcSegmentFetcher : public SegmentFetcher {
   mutable absl::Mutex mu_;  // protects live_
   absl::flat_hash_set<CallState*> live_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> capacity_{0};    // from the latest StreamSessionEvent
+  std::atomic<int64_t> broker_sessions_{0};  // every frontend's, from the latest StreamSessionEvent
   // Session objects alive; shared with them (a session may outlive nothing
   // it needs, but the count stays valid either way).
   const std::shared_ptr<std::atomic<int>> open_sessions_ = std::make_shared<std::atomic<int>>(0);

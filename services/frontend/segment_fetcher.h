@@ -98,7 +98,8 @@ class SegmentFetcher {
 
   // A stream reader's fair share of the broker's STREAM capacity: fetches it
   // may keep in flight, rounded up (the broker's slots divided among the
-  // stream sessions open through this fetcher). 0 = unknown: no bound.
+  // stream sessions open at the broker, every frontend's, or at least those
+  // open through this fetcher). 0 = unknown: no bound.
   // Thread-safe, lock-free and cheap (readers call it under their lock).
   virtual int StreamShare() const = 0;
 };

@@ -254,6 +254,48 @@ TEST_F(BrokerServiceTest, SessionsCountWhileOpenAndPoolStatusShowsThem) {
   ASSERT_TRUE(WaitUntil([&] { return pool_->Status().open_sessions == 0; }, absl::Seconds(2)));
 }
 
+// A session is told when other sessions (any frontend's) open and close, so
+// every frontend divides the capacity among all players (F13).
+TEST_F(BrokerServiceTest, SessionsAreToldTheOpenSessionCountAsItChanges) {
+  FakeNntpServer* server = StartServer();
+  PoolOptions o;
+  o.providers = {Provider("main", server, 4, 2)};
+  StartBroker(o);
+  v1::OpenStreamSessionRequest sreq;
+  sreq.set_label("a.mkv");
+  // Each Read blocks until the broker sends; the deadline bounds it.
+  grpc::ClientContext actx;
+  actx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto a = stub_->OpenStreamSession(&actx, sreq);
+  v1::StreamSessionEvent ev;
+  ASSERT_TRUE(a->Read(&ev));
+  const uint64_t a_id = ev.session_id();
+  EXPECT_GT(a_id, 0u);
+  EXPECT_EQ(ev.capacity_slots(), 8);
+  EXPECT_EQ(ev.open_sessions(), 1);
+
+  sreq.set_label("b.mkv");
+  grpc::ClientContext bctx;
+  auto b = stub_->OpenStreamSession(&bctx, sreq);
+  v1::StreamSessionEvent bev;
+  ASSERT_TRUE(b->Read(&bev));
+  EXPECT_EQ(bev.open_sessions(), 2);
+  // a learns of b.
+  ASSERT_TRUE(a->Read(&ev));
+  EXPECT_EQ(ev.session_id(), a_id);
+  EXPECT_EQ(ev.capacity_slots(), 8);
+  EXPECT_EQ(ev.open_sessions(), 2);
+
+  bctx.TryCancel();
+  b->Finish();
+  ASSERT_TRUE(a->Read(&ev));
+  EXPECT_EQ(ev.open_sessions(), 1);
+
+  actx.TryCancel();
+  a->Finish();
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Status().open_sessions == 0; }, absl::Seconds(2)));
+}
+
 TEST_F(BrokerServiceTest, TestProviderDialsAuthenticatesAndPings) {
   FakeNntpServer::Options so;
   so.require_auth = true;

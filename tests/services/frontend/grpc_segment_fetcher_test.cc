@@ -40,6 +40,12 @@ class FakeBroker : public pb::Broker::CallbackService {
     absl::MutexLock lock(&mu_);
     return sessions_;
   }
+  // Sessions of other frontends the fake reports in its events' open_sessions
+  // (< 0: the field is left unset, as an older broker does).
+  void SetOtherSessions(int n) {
+    absl::MutexLock lock(&mu_);
+    other_sessions_ = n;
+  }
   bool WaitFor(std::function<bool()> pred, absl::Duration timeout) const {
     absl::Time deadline = absl::Now() + timeout;
     while (!pred()) {
@@ -164,6 +170,7 @@ class FakeBroker : public pb::Broker::CallbackService {
           ++b_->sessions_;
           ev_.set_session_id(static_cast<uint64_t>(b_->next_session_++));
           ev_.set_capacity_slots(32);
+          if (b_->other_sessions_ >= 0) ev_.set_open_sessions(b_->sessions_ + b_->other_sessions_);
         }
         StartWrite(&ev_);
       }
@@ -188,6 +195,7 @@ class FakeBroker : public pb::Broker::CallbackService {
   mutable absl::Mutex mu_;
   int hanging_ ABSL_GUARDED_BY(mu_) = 0;
   int sessions_ ABSL_GUARDED_BY(mu_) = 0;
+  int other_sessions_ ABSL_GUARDED_BY(mu_) = -1;
   int next_session_ ABSL_GUARDED_BY(mu_) = 100;
   std::map<std::string, std::vector<pb::TrafficClass>> classes_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<uint64_t, std::string>> promotes_ ABSL_GUARDED_BY(mu_);
@@ -324,6 +332,22 @@ TEST_F(GrpcFetcherTest, StreamShareDividesTheBrokersCapacityAmongOpenSessions) {
   s1.reset();
   s2.reset();
   s3.reset();
+  EXPECT_EQ(fetcher_->StreamShare(), 0);
+}
+
+// Other frontends' players count too: the broker's session count in its
+// events, never less than this fetcher's own.
+TEST_F(GrpcFetcherTest, StreamShareCountsTheBrokersSessionsOfEveryFrontend) {
+  broker_.SetOtherSessions(5);
+  auto s1 = fetcher_->OpenSession("/tv/a.mkv");
+  ASSERT_TRUE(broker_.WaitFor([&] { return fetcher_->StreamShare() > 0; }, absl::Seconds(10)));
+  EXPECT_EQ(fetcher_->StreamShare(), 6);  // ceil(32 / (1 + 5))
+  broker_.SetOtherSessions(0);
+  auto s2 = fetcher_->OpenSession("/tv/b.mkv");
+  ASSERT_TRUE(broker_.WaitFor([&] { return s2->id() != 0; }, absl::Seconds(10)));
+  EXPECT_EQ(fetcher_->StreamShare(), 16);  // the broker now counts 2
+  s1.reset();
+  s2.reset();
   EXPECT_EQ(fetcher_->StreamShare(), 0);
 }
 
