@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -23,16 +25,29 @@
 namespace nzbmesh::metrics {
 namespace {
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+// A loopback port for Prometheus, from below the kernel's ephemeral range (a
+// port bound to 0 and released can be handed out at once as the local port of
+// an outgoing connection) and bindable now. Another process may still take
+// it before Prometheus binds: the caller retries with another port then.
+int CandidatePort(std::mt19937* rng) {
+  int ephemeral_lo = 32768;
+  if (FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (fscanf(f, "%d", &ephemeral_lo) != 1) ephemeral_lo = 32768;
+    fclose(f);
+  }
+  std::uniform_int_distribution<int> pick(15000, std::max(15001, ephemeral_lo - 1));
+  for (int i = 0; i < 1000; ++i) {
+    const int port = pick(*rng);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  return 0;
 }
 
 std::string Shell(const std::string& cmd) {
@@ -61,28 +76,43 @@ TEST(PrometheusScrapeTest, RealPrometheusAcceptsOurExposition) {
 
   const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp", "/prom");
   Shell("mkdir -p " + dir);
-  const int prom_port = FreePort();
   {
     std::ofstream cfg(dir + "/prometheus.yml");
     cfg << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
         << "scrape_configs:\n  - job_name: nzbmesh\n    static_configs:\n      - targets: ['127.0.0.1:"
         << (*exposer)->port() << "']\n";
   }
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string listen = absl::StrCat("--web.listen-address=127.0.0.1:", prom_port);
-    std::string storage = "--storage.tsdb.path=" + dir + "/data";
-    std::string config = "--config.file=" + dir + "/prometheus.yml";
-    (void)!freopen((dir + "/prometheus.log").c_str(), "w", stderr);
-    execl(prom, prom, config.c_str(), storage.c_str(), listen.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  std::mt19937 rng(std::random_device{}());
+  int prom_port = 0;
+  pid_t pid = -1;
+  auto launch = [&] {
+    prom_port = CandidatePort(&rng);
+    pid = fork();
+    if (pid == 0) {
+      std::string listen = absl::StrCat("--web.listen-address=127.0.0.1:", prom_port);
+      std::string storage = "--storage.tsdb.path=" + dir + "/data";
+      std::string config = "--config.file=" + dir + "/prometheus.yml";
+      (void)!freopen((dir + "/prometheus.log").c_str(), "w", stderr);
+      execl(prom, prom, config.c_str(), storage.c_str(), listen.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  };
+  launch();
   ASSERT_GT(pid, 0);
-  const std::string api = absl::StrCat("http://127.0.0.1:", prom_port, "/api/v1/");
   std::string targets, value;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   bool ok = false;
+  int launches = 1;
   while (absl::Now() < deadline) {
+    // Prometheus exits at once when its port was taken in the meantime.
+    if (waitpid(pid, nullptr, WNOHANG) == pid) {
+      ASSERT_LT(launches, 5) << "prometheus keeps exiting: " << Shell("tail -20 " + dir + "/prometheus.log");
+      ++launches;
+      launch();
+      ASSERT_GT(pid, 0);
+      continue;
+    }
+    const std::string api = absl::StrCat("http://127.0.0.1:", prom_port, "/api/v1/");
     targets = Shell("curl -s '" + api + "targets'");
     value = Shell("curl -s '" + api + "query?query=nzbmesh_test_requests_total'");
     if (targets.find("\"health\":\"up\"") != std::string::npos &&
@@ -92,6 +122,7 @@ TEST(PrometheusScrapeTest, RealPrometheusAcceptsOurExposition) {
     }
     absl::SleepFor(absl::Milliseconds(200));  // polling an external process; bounded by the deadline
   }
+  const std::string api = absl::StrCat("http://127.0.0.1:", prom_port, "/api/v1/");
   std::string hist = Shell("curl -s '" + api + "query?query=nzbmesh_test_latency_seconds_count'");
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);

@@ -262,17 +262,28 @@ class FakeFrontend {
   std::thread thread_;
 };
 
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+// A loopback address where nothing listens, for as long as the object lives:
+// the port stays bound (so no other process can take it, as a port released
+// after bind-to-0 can be) but never listens, so a connect is refused.
+class DeadAddress {
+ public:
+  DeadAddress() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~DeadAddress() { close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 class NzbmeshctlTest : public ::testing::Test {
  protected:
@@ -401,7 +412,8 @@ TEST_F(NzbmeshctlTest, PoolShowsTheProviderTableAndJson) {
 }
 
 TEST_F(NzbmeshctlTest, ServiceDownExitsFourNamingServiceAndAddress) {
-  const std::string dead = absl::StrCat("127.0.0.1:", UnusedPort());
+  DeadAddress nothing_listens;
+  const std::string dead = absl::StrCat("127.0.0.1:", nothing_listens.port());
   Result r = RunCtl({"--broker", dead, "pool"});
   EXPECT_EQ(r.code, 4);
   EXPECT_TRUE(absl::StrContains(r.err, absl::StrCat("cannot reach the broker at ", dead))) << r.err;
@@ -417,7 +429,8 @@ TEST_F(NzbmeshctlTest, HealthChecksEachService) {
   EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
   EXPECT_TRUE(absl::StrContains(ok.out, "broker")) << ok.out;
   EXPECT_EQ(absl::StrContains(ok.out, "UNREACHABLE"), false) << ok.out;
-  const std::string dead = absl::StrCat("127.0.0.1:", UnusedPort());
+  DeadAddress nothing_listens;
+  const std::string dead = absl::StrCat("127.0.0.1:", nothing_listens.port());
   std::vector<std::string> args = Addr();
   args[5] = dead;  // --speedtest
   args.push_back("health");
@@ -515,7 +528,8 @@ TEST_F(NzbmeshctlTest, StreamsListAndKillThroughTheFrontendAdminApi) {
   EXPECT_EQ(kill.code, 0) << kill.err;
   Result gone = Ctl({"streams", "kill", "s9", "--frontend", fe.url()}, {"NZBMESH_API_KEY=sekrit"});
   EXPECT_EQ(gone.code, 3) << gone.err;
-  const std::string dead = absl::StrCat("http://127.0.0.1:", UnusedPort());
+  DeadAddress nothing_listens;
+  const std::string dead = absl::StrCat("http://127.0.0.1:", nothing_listens.port());
   Result down = Ctl({"streams", "--frontend", dead}, {"NZBMESH_API_KEY=sekrit"});
   EXPECT_EQ(down.code, 4);
   EXPECT_TRUE(absl::StrContains(down.err, absl::StrCat("frontend at ", dead))) << down.err;
