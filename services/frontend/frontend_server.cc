@@ -773,12 +773,19 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     stream_->reader->AttachSession(stream_->session);
   }
 
+  // Whether the response's ranges (in any order) touch more than one segment.
   bool SpansSeveralSegments() const {
     const ReadLayout& l = stream_->file->layout();
-    const int64_t first = stream_->parts.front().first, last = stream_->parts.back().last;
-    const size_t a = l.PieceAt(first), b = l.PieceAt(last);
-    if (a >= l.pieces.size() || b >= l.pieces.size()) return false;
-    return l.pieces[a].segment != l.pieces[b].segment;
+    int32_t seen = -1;
+    for (const ByteRange& r : stream_->parts) {
+      for (int64_t offset : {r.first, r.last}) {
+        const size_t piece = l.PieceAt(offset);
+        if (piece >= l.pieces.size()) continue;
+        if (seen >= 0 && l.pieces[piece].segment != seen) return true;
+        seen = l.pieces[piece].segment;
+      }
+    }
+    return false;
   }
 
   void OpenPartReader() {
