@@ -322,15 +322,21 @@ struct Env {
 
   // Waits until the frontend has no broker call left (fetches and sessions of
   // finished responses are released asynchronously).
-  // Then until the broker is idle too: no session open and no slot taken (a
-  // cancelled fetch keeps its slot while the broker drains its reply, B10),
-  // so one request's leftovers do not run during the next one's.
-  bool WaitIdle(absl::Duration timeout) const {
+  bool WaitCallsReleased(absl::Duration timeout) const {
     absl::Time deadline = absl::Now() + timeout;
     while (fetcher->outstanding() != 0) {
       if (absl::Now() > deadline) return false;
       absl::SleepFor(absl::Microseconds(20));
     }
+    return true;
+  }
+
+  // WaitIdle: that, then until the broker is idle too: no session open and no slot taken (a
+  // cancelled fetch keeps its slot while the broker drains its reply, B10),
+  // so one request's leftovers do not run during the next one's.
+  bool WaitIdle(absl::Duration timeout) const {
+    absl::Time deadline = absl::Now() + timeout;
+    if (!WaitCallsReleased(timeout)) return false;
     while (true) {
       grpc::ClientContext ctx;
       broker::v1::PoolStatus st;
@@ -747,7 +753,7 @@ void BM_CloseLatencyBlocked(benchmark::State& state) {
     }
     absl::Time t0 = absl::Now();
     close(fd);
-    if (!env.WaitIdle(absl::Seconds(10))) {
+    if (!env.WaitCallsReleased(absl::Seconds(10))) {
       state.SkipWithError("broker calls not released within 10 s of the close");
       break;
     }
@@ -756,7 +762,10 @@ void BM_CloseLatencyBlocked(benchmark::State& state) {
     state.SetIterationTime(absl::ToDoubleSeconds(took));
     // The broker drains the cancelled replies (they arrive after kHeldLatency)
     // before the next iteration, so each starts on an idle pool.
-    absl::SleepFor(kHeldLatency + absl::Milliseconds(200));
+    if (!env.WaitIdle(kHeldLatency + absl::Seconds(10))) {
+      state.SkipWithError("broker not idle after the held replies");
+      break;
+    }
   }
   state.counters["median_us"] = Median(us);
   state.counters["max_us"] = us.empty() ? 0 : *std::max_element(us.begin(), us.end());
