@@ -606,13 +606,22 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
   }
   if (p.breaker == Breaker::kHalfOpen) p.probe_in_flight = true;
   if (op->total_attempts > 0) p.retries_c->Increment();
-  // Hot-first: the least loaded open connection, most recently used on ties,
-  // so idle connections stay idle long enough to be closed.
+  // A connection's thread sends what it was given only between replies (it
+  // blocks reading the oldest one), so a command put on a connection that
+  // waits for a STAT reply waits for that reply first (B14). STATs (health
+  // sweeps, import sampling) are therefore packed onto the connections already
+  // waiting for STAT replies, and BODYs go to connections without STATs
+  // first: a sweep holds back the BODYs of one connection, not of every one.
+  // Then hot-first: the least loaded open connection, most recently used on
+  // ties, so idle connections stay idle long enough to be closed.
+  auto rank = [stat](const Conn& c) {
+    const bool has_stats = c.load(true) > 0;
+    return std::make_pair(stat ? !has_stats : has_stats, c.load(stat));
+  };
   std::shared_ptr<Conn> best;
   for (auto& c : p.conns) {
     if (c->stop || c->id == op->avoid_connection || c->load(stat) >= p.Depth(stat)) continue;
-    if (!best || c->load(stat) < best->load(stat) ||
-        (c->load(stat) == best->load(stat) && c->last_used > best->last_used)) {
+    if (!best || rank(*c) < rank(*best) || (rank(*c) == rank(*best) && c->last_used > best->last_used)) {
       best = c;
     }
   }
