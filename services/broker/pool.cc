@@ -620,7 +620,7 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
   };
   std::shared_ptr<Conn> best;
   for (auto& c : p.conns) {
-    if (c->stop || c->id == op->avoid_connection || c->load(stat) >= p.Depth(stat)) continue;
+    if (c->stop || op->Avoids(pi, c->id) || c->load(stat) >= p.Depth(stat)) continue;
     if (!best || rank(*c) < rank(*best) || (rank(*c) == rank(*best) && c->last_used > best->last_used)) {
       best = c;
     }
@@ -793,7 +793,8 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
       Provider& p = *providers_[pi];
       auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return conn->stop || shutdown_ || p.removed || !conn->mine.empty() ||
-               (!p.work.empty() && conn->load(p.work.front()->req.stat_only) < p.Depth(p.work.front()->req.stat_only));
+               (!p.work.empty() && !p.work.front()->Avoids(pi, conn->id) &&
+                conn->load(p.work.front()->req.stat_only) < p.Depth(p.work.front()->req.stat_only));
       };
       if (sent.empty()) {
         const absl::Time idle_deadline = conn->last_used + p.o.idle_timeout;
@@ -815,7 +816,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
         if (!conn->mine.empty()) {
           op = conn->mine.front();
           from_mine = true;
-        } else if (!p.work.empty() && p.work.front()->avoid_connection != conn->id) {
+        } else if (!p.work.empty() && !p.work.front()->Avoids(pi, conn->id)) {
           op = p.work.front();
         } else {
           break;
@@ -1032,7 +1033,10 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
     FinishLocked(op, std::move(r), to_run);
     return;
   }
-  if (timeout) op->avoid_connection = conn_id;  // R5: at once, on another connection
+  if (timeout) {  // R5: at once, on another connection (of this provider: ids are per provider)
+    op->avoid_provider = pi;
+    op->avoid_connection = conn_id;
+  }
   if (delay == absl::ZeroDuration()) {
     RequeueLocked(op, to_run);
     return;

@@ -257,8 +257,13 @@ class Providers(unittest.TestCase):
         # broker makes at most 2 attempts per provider (R3), and a hung reply
         # is a transient failure, so each alpha provider is asked exactly
         # twice before the backup, which is asked once. (A third attempt on an
-        # alpha provider can only be a second broker request for the article:
-        # the logs below say which.)
+        # alpha provider can only be a second broker request for the article.
+        # It was seen once in nine runs: the retry after the first hung
+        # attempt on alpha1's connection 1 was bound to alpha2, whose only
+        # connection, also id 1, refused it as "the timed-out connection"
+        # (R5), so it waited for the frontend's 60 s deadline and the
+        # frontend's retry asked alpha1 twice more. Fixed in the broker; the
+        # logs below show the wire times if it ever comes back.)
         if counts != {"alpha1": 2, "alpha2": 2, "beta": 1}:
             print("unexpected attempts:", counts, {n: s.news_at(n, "/log") for n in NAMES}, s.logs_tail())
         self.assertEqual(counts, {"alpha1": 2, "alpha2": 2, "beta": 1})
