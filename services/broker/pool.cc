@@ -625,24 +625,6 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
       best = c;
     }
   }
-  if (best != nullptr && !stat && best->in_flight + best->stat_in_flight > 0) {
-    // Even the best connection is waiting for a reply, so this BODY would go
-    // on the wire only after it: while the account allows another
-    // connection, the BODY waits for one being dialled instead (B15), and
-    // any connection reaching a reply boundary first takes it from `work`.
-    int waiting = 1;
-    for (const auto& w : p.work) waiting += w->req.stat_only ? 0 : 1;
-    if (waiting <= p.dialing * p.o.pipeline_depth) {
-      p.work.push_back(op);
-      return;
-    }
-    if (!shutdown_ && !p.removed && p.conns_total < p.usable && p.conns_total < p.o.max_connections &&
-        p.dialing < options_.max_parallel_dials) {
-      p.work.push_back(op);
-      StartDialLocked(pi);
-      return;
-    }
-  }
   if (best) {
     best->mine.push_back(op);
   } else {
@@ -681,23 +663,18 @@ void Pool::MaybeDialLocked(int pi) {
   }
   while ((waiting[0] > spare[0] || waiting[1] > spare[1]) && p.conns_total < p.usable &&
          p.conns_total < p.o.max_connections && p.dialing < options_.max_parallel_dials) {
-    StartDialLocked(pi);
+    auto conn = std::make_shared<Conn>();
+    conn->id = p.next_conn_id++;
+    conn->last_used = clock_->Now();
+    p.conns_total++;
+    p.dialing++;
+    p.dials++;
+    p.dials_c->Increment();
+    live_threads_++;
     spare[0] += p.Depth(false);
     spare[1] += p.Depth(true);
+    std::thread([this, pi, conn] { ConnectionMain(pi, conn); }).detach();
   }
-}
-
-void Pool::StartDialLocked(int pi) {
-  Provider& p = *providers_[pi];
-  auto conn = std::make_shared<Conn>();
-  conn->id = p.next_conn_id++;
-  conn->last_used = clock_->Now();
-  p.conns_total++;
-  p.dialing++;
-  p.dials++;
-  p.dials_c->Increment();
-  live_threads_++;
-  std::thread([this, pi, conn] { ConnectionMain(pi, conn); }).detach();
 }
 
 // ---------------------------------------------------------------------------

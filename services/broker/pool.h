@@ -282,7 +282,6 @@ class Pool {
   void OrderStreamQueueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AssignLocked(const std::shared_ptr<FetchOp>& op, int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDialLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StartDialLocked(int p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // one new connection, unconditionally
   void ReleaseSlotLocked(const FetchOp& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts `op` in its class queue: at the tail, or at the head for a request
   // that already waited (a retry, work taken back from a removed provider).

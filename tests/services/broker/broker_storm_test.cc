@@ -358,40 +358,6 @@ TEST_F(StormTest, B14_StatsArePackedSoABodyIsNotSentBehindAStatReply) {
   ExpectNoLeaks();
 }
 
-TEST_F(StormTest, B15_ABodyThatWouldWaitForAReplyGetsANewConnection) {
-  // One connection waits for a held reply; a second BODY would go on the wire
-  // only after it. With the account allowing a second connection, the BODY
-  // gets one instead and is answered while the first reply is still held.
-  FakeNntpServer* server = StartServer();
-  auto ids = Post({server}, 2, 1024);
-  FakeNntpServer::Gate* gate = server->AddGate(ids[0]);
-  PoolOptions o;
-  o.providers = {Provider("main", server, 2, 2)};  // room for both on one connection
-  Pool* pool = MakePool(o);
-  Results results;
-  pool->Fetch(Req(ids[0]), results.Callback("held"));
-  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 1; }));
-  pool->Fetch(Req(ids[1]), results.Callback("next"));
-  ASSERT_TRUE(results.WaitDone(1, absl::Seconds(10))) << "the BODY waited behind the held reply";
-  EXPECT_TRUE(results.Get("next").status.ok());
-  EXPECT_EQ(server->connections_accepted(), 2);
-  EXPECT_EQ(gate->waiting(), 1);
-  gate->ReleaseAll();
-  ASSERT_TRUE(results.WaitDone(2));
-  EXPECT_TRUE(results.Get("held").status.ok());
-  // At the account's limit the BODY is pipelined as before: no third connection.
-  FakeNntpServer::Gate* again = server->AddGate(ids[1]);
-  Results more;
-  for (int i = 0; i < 4; ++i) pool->Fetch(Req(ids[1]), more.Callback(absl::StrCat(i)));
-  // Each connection holds one reply at the gate, the other command behind it.
-  ASSERT_TRUE(WaitUntil([&] { return again->waiting() == 2; }));
-  again->ReleaseAll();
-  ASSERT_TRUE(more.WaitDone(4));
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(more.Get(absl::StrCat(i)).status.ok()) << i;
-  EXPECT_EQ(server->max_concurrent_connections(), 2);
-  ExpectNoLeaks();
-}
-
 TEST_F(StormTest, B6_ImportLeasesAreBoundedFifoAndNeverLost) {
   FakeNntpServer* server = StartServer();
   PoolOptions o;
