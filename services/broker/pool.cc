@@ -606,13 +606,22 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
   }
   if (p.breaker == Breaker::kHalfOpen) p.probe_in_flight = true;
   if (op->total_attempts > 0) p.retries_c->Increment();
-  // Hot-first: the least loaded open connection, most recently used on ties,
-  // so idle connections stay idle long enough to be closed.
+  // A connection's thread sends what it was given only between replies (it
+  // blocks reading the oldest one), so a command put on a connection that
+  // waits for a STAT reply waits for that reply first (B14). STATs (health
+  // sweeps, import sampling) are therefore packed onto the connections already
+  // waiting for STAT replies, and BODYs go to connections without STATs
+  // first: a sweep holds back the BODYs of one connection, not of every one.
+  // Then hot-first: the least loaded open connection, most recently used on
+  // ties, so idle connections stay idle long enough to be closed.
+  auto rank = [stat](const Conn& c) {
+    const bool has_stats = c.load(true) > 0;
+    return std::make_pair(stat ? !has_stats : has_stats, c.load(stat));
+  };
   std::shared_ptr<Conn> best;
   for (auto& c : p.conns) {
-    if (c->stop || c->id == op->avoid_connection || c->load(stat) >= p.Depth(stat)) continue;
-    if (!best || c->load(stat) < best->load(stat) ||
-        (c->load(stat) == best->load(stat) && c->last_used > best->last_used)) {
+    if (c->stop || op->Avoids(pi, c->id) || c->load(stat) >= p.Depth(stat)) continue;
+    if (!best || rank(*c) < rank(*best) || (rank(*c) == rank(*best) && c->last_used > best->last_used)) {
       best = c;
     }
   }
@@ -784,7 +793,8 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
       Provider& p = *providers_[pi];
       auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return conn->stop || shutdown_ || p.removed || !conn->mine.empty() ||
-               (!p.work.empty() && conn->load(p.work.front()->req.stat_only) < p.Depth(p.work.front()->req.stat_only));
+               (!p.work.empty() && !p.work.front()->Avoids(pi, conn->id) &&
+                conn->load(p.work.front()->req.stat_only) < p.Depth(p.work.front()->req.stat_only));
       };
       if (sent.empty()) {
         const absl::Time idle_deadline = conn->last_used + p.o.idle_timeout;
@@ -806,7 +816,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
         if (!conn->mine.empty()) {
           op = conn->mine.front();
           from_mine = true;
-        } else if (!p.work.empty() && p.work.front()->avoid_connection != conn->id) {
+        } else if (!p.work.empty() && !p.work.front()->Avoids(pi, conn->id)) {
           op = p.work.front();
         } else {
           break;
@@ -1023,7 +1033,10 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
     FinishLocked(op, std::move(r), to_run);
     return;
   }
-  if (timeout) op->avoid_connection = conn_id;  // R5: at once, on another connection
+  if (timeout) {  // R5: at once, on another connection (of this provider: ids are per provider)
+    op->avoid_provider = pi;
+    op->avoid_connection = conn_id;
+  }
   if (delay == absl::ZeroDuration()) {
     RequeueLocked(op, to_run);
     return;

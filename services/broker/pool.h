@@ -158,7 +158,13 @@ class FetchOp {
   bool any_missing = false;
   int total_attempts = 0;
   absl::Status last_error;
-  int avoid_connection = -1;        // a timed-out connection (R5)
+  // A timed-out connection (R5): connection ids are per provider, so it is
+  // avoided only on the provider it belongs to.
+  int avoid_provider = -1;
+  int avoid_connection = -1;
+  bool Avoids(int provider_index, int connection_id) const {
+    return provider_index == avoid_provider && connection_id == avoid_connection;
+  }
   std::optional<std::pair<absl::Time, uint64_t>> deadline_timer;
   absl::Time enqueued_at;
   uint64_t seq = 0;

@@ -442,15 +442,12 @@ class E2E(unittest.TestCase):
         max_connections. Playback: every article reply waits LATENCY_S at the
         news server; "segment time" is LATENCY_S + one article (PART_SIZE) at
         the rate one stream measured idle in this run. The four players start
-        together twice: idle (nothing else running) on the last 8 articles of
-        their files, then under load on the first 16 (never fetched before, so
-        no frontend cache answers). For each player max(ttfb under load,
-        segment time) <= 2 x max(idle ttfb, segment time), where idle ttfb is
-        the slowest of the idle start, and no read of a player consuming at
-        PACE blocks longer than one segment time under load, nor longer than
-        two idle (four players starting together on 8 articles once showed a
-        1.46x-segment idle stall on the 2-core CI machine; under load, the
-        promise this test is for, every run stayed within one).
+        together twice: idle (nothing else running but the health sweep) on
+        the last 8 articles of their files, then under load on the first 16
+        (never fetched before, so no frontend cache answers). For each player
+        max(ttfb under load, segment time) <= 2 x max(its own idle ttfb,
+        segment time), and no read of a player consuming at PACE blocks
+        longer than one segment time, idle or under load.
         """
         s = self.stack
         self.import_ctl("idle.mkv", "idle")
@@ -520,15 +517,12 @@ class E2E(unittest.TestCase):
         for name, data in PLAY.items():
             for phase, p, want in (("idle", idle[name], data[split:]), ("load", plays[name], data[:split])):
                 self.assertEqual((p.get("status"), p.get("sha")), (206, sha256(want)), (name, phase, p.get("error")))
-                bound = segment_time if phase == "load" else 2 * segment_time
-                self.assertLessEqual(max(p["stalls"]), bound, (name, phase, report))
-        # Which player of a simultaneous start waits for a second reply time is
-        # chance (idle too: 4 players' read-ahead fill the 12 slots in arrival
-        # order), so the idle value of a player is the idle start's slowest.
-        idle_ttfb = max(p["ttfb"] for p in idle.values())
-        for name in PLAY:
-            self.assertLessEqual(max(plays[name]["ttfb"], segment_time), 2 * max(idle_ttfb, segment_time),
-                                 (name, report))
+                self.assertLessEqual(max(p["stalls"]), segment_time, (name, phase, report))
+            # Each player against its own idle start. Both sides are floored at
+            # one segment time: a first byte can never come sooner than one
+            # article reply, so below it the difference is jitter, not load.
+            self.assertLessEqual(max(plays[name]["ttfb"], segment_time),
+                                 2 * max(idle[name]["ttfb"], segment_time), (name, report))
 
     def _health_checks(self):
         """Articles the importers' health sweeps have checked so far."""

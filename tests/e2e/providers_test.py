@@ -249,15 +249,25 @@ class Providers(unittest.TestCase):
         status, _, data = self.get("endless.mkv")
         self.assertEqual((status, sha256(data)), (200, sha256(FILES["endless.mkv"])))
         counts = self.body_counts(mid)
-        # Both attempts on each alpha provider (R3) before the backup, which is
-        # asked once. (Under heavy machine load a third hung attempt per alpha
-        # provider was seen once in nine runs; every hung attempt is still
-        # accounted for below.)
-        self.assertEqual(counts["beta"], 1, counts)
-        if max(counts[n] for n in ALPHA) > 2:  # diagnostics for the rare extra attempt
-            print("extra attempts:", counts, {n: s.news_at(n, "/log") for n in ALPHA}, s.logs_tail())
+        # One GET reads the article through one frontend fetch, i.e. one broker
+        # request: the frontend asks again only after a broker request failed
+        # (FileReader, transient errors), and this one cannot fail: beta has
+        # the article, and the frontend's fetch deadline (60 s) is far beyond
+        # the four hung attempts (4 x stall_timeout). Within one request the
+        # broker makes at most 2 attempts per provider (R3), and a hung reply
+        # is a transient failure, so each alpha provider is asked exactly
+        # twice before the backup, which is asked once. (A third attempt on an
+        # alpha provider can only be a second broker request for the article.
+        # It was seen once in nine runs: the retry after the first hung
+        # attempt on alpha1's connection 1 was bound to alpha2, whose only
+        # connection, also id 1, refused it as "the timed-out connection"
+        # (R5), so it waited for the frontend's 60 s deadline and the
+        # frontend's retry asked alpha1 twice more. Fixed in the broker; the
+        # logs below show the wire times if it ever comes back.)
+        if counts != {"alpha1": 2, "alpha2": 2, "beta": 1}:
+            print("unexpected attempts:", counts, {n: s.news_at(n, "/log") for n in NAMES}, s.logs_tail())
+        self.assertEqual(counts, {"alpha1": 2, "alpha2": 2, "beta": 1})
         for n in ALPHA:
-            self.assertGreaterEqual(counts[n], 2, counts)
             # Every reply that never ended was cut by the stall timeout.
             self.assertEqual(self.broker_metric(n, "timeout") - timeouts[n], counts[n], (n, counts))
             log = s.news_at(n, "/log")

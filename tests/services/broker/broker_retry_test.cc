@@ -145,6 +145,42 @@ TEST_F(StormTest, R5_TimedOutAttemptIsRetriedAtOnceOnAnotherConnection) {
   ExpectNoLeaks();
 }
 
+TEST_F(StormTest, R5_TheTimedOutConnectionIsAvoidedOnlyOnItsOwnProvider) {
+  // Connection ids are per provider: the retry of an attempt that timed out
+  // on a's connection 1 must still be taken by b's connection 1. (It was not:
+  // the request waited in b's work until its deadline, seen in the e2e
+  // providers suite as a frontend retry 60 s later and a third hung attempt.)
+  FakeNntpServer* a = StartServer();
+  FakeNntpServer* b = StartServer();
+  auto ids = Post({a, b}, 1, 1000);
+  auto warm = Post({b}, 1, 1000, "warm");
+  FakeNntpServer::Fault stall;
+  stall.stall = true;
+  a->SetFault(ids[0], stall);
+  PoolOptions o;
+  ProviderOptions pa = Provider("a", a, 1, 1);
+  pa.connection.first_byte_timeout = absl::Milliseconds(300);
+  ProviderOptions pb = Provider("b", b, 1, 1);
+  pb.backup = true;  // a first
+  o.providers = {pa, pb};
+  o.attempts_per_provider = 1;  // after the timeout on a, the retry goes to b
+  MakePool(o);
+  // b's only connection (id 1) is open and idle.
+  FetchRequest w = Req(warm[0]);
+  w.only_provider = "b";
+  ASSERT_TRUE(FetchSync(w).status.ok());
+  FetchRequest r = Req(ids[0]);
+  r.deadline = absl::Now() + absl::Seconds(5);
+  FetchResult got = FetchSync(r);
+  ASSERT_TRUE(got.status.ok()) << got.status;
+  EXPECT_EQ(got.provider, "b");
+  EXPECT_EQ(got.attempts, 2);
+  EXPECT_EQ(a->calls(ids[0]), 1);
+  EXPECT_EQ(b->calls(ids[0]), 1);
+  EXPECT_EQ(b->connections_accepted(), 1);  // on the warm connection, no new dial
+  ExpectNoLeaks();
+}
+
 TEST_F(StormTest, R6_TooManyConnectionsShrinksThePoolWithoutAReconnectLoop) {
   FakeNntpServer::Options so;
   so.max_connections_before_502 = 3;

@@ -317,6 +317,47 @@ TEST_F(StormTest, B11_AStartingStreamGoesBeforeAnotherStreamsReadAhead) {
   ExpectNoLeaks();
 }
 
+TEST_F(StormTest, B14_StatsArePackedSoABodyIsNotSentBehindAStatReply) {
+  // A connection sends new commands only between replies, so a BODY given to
+  // a connection waiting for a STAT reply waits for that reply. A health
+  // sweep's STATs stay on one connection; a stream's BODY takes the other.
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 4, 1024);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 2, 1)};  // two connections, one BODY each
+  Pool* pool = MakePool(o);
+  Results results;
+  // Both connections open (a gated BODY on each).
+  FakeNntpServer::Gate* warm = server->AddGate(ids[2]);
+  FakeNntpServer::Gate* warm2 = server->AddGate(ids[3]);
+  pool->Fetch(Req(ids[2]), results.Callback("warm"));
+  pool->Fetch(Req(ids[3]), results.Callback("warm2"));
+  ASSERT_TRUE(WaitUntil([&] { return warm->waiting() == 1 && warm2->waiting() == 1; }));
+  warm->ReleaseAll();
+  warm2->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(2));
+  ASSERT_EQ(server->max_concurrent_connections(), 2);
+  // Two STATs whose replies are held: packed onto one connection, the second
+  // pipelined behind the first (so only one reaches the gate).
+  FakeNntpServer::Gate* gate = server->AddGate(ids[0]);
+  for (int i = 0; i < 2; ++i) {
+    FetchRequest r = Req(ids[0], TrafficClass::kHealth);
+    r.stat_only = true;
+    pool->Fetch(r, results.Callback(absl::StrCat("stat", i)));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 1; }));
+  // The stream's BODY is answered while the STAT replies are still held.
+  pool->Fetch(Req(ids[1]), results.Callback("body"));
+  ASSERT_TRUE(results.WaitDone(3, absl::Seconds(10))) << "the BODY waited behind a STAT reply";
+  EXPECT_TRUE(results.Get("body").status.ok());
+  EXPECT_EQ(gate->waiting(), 1);
+  gate->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(5));
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(results.Get(absl::StrCat("stat", i)).status.ok());
+  EXPECT_EQ(server->max_concurrent_connections(), 2);
+  ExpectNoLeaks();
+}
+
 TEST_F(StormTest, B6_ImportLeasesAreBoundedFifoAndNeverLost) {
   FakeNntpServer* server = StartServer();
   PoolOptions o;
