@@ -205,18 +205,24 @@ class FakeCatalog final : public iv1::Catalog::Service {
   }
 };
 
+// A TCP socket bound to a free loopback port (set in *port), not listening.
+int BindLoopback(int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
 // ---- In-test frontend admin endpoint: GET /api/streams, DELETE /api/streams/s1.
 class FakeFrontend {
  public:
   FakeFrontend() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = BindLoopback(&port_);
     listen(fd_, 16);
     thread_ = std::thread([this] { Loop(); });
   }
@@ -267,16 +273,7 @@ class FakeFrontend {
 // after bind-to-0 can be) but never listens, so a connect is refused.
 class DeadAddress {
  public:
-  DeadAddress() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
+  DeadAddress() { fd_ = BindLoopback(&port_); }
   ~DeadAddress() { close(fd_); }
   int port() const { return port_; }
 
