@@ -359,21 +359,21 @@ std::string ReadLayout::KeyOf(const importer::v1::Entry& entry) {
   return absl::StrCat(entry.path(), "\n", entry.etag());
 }
 
-std::shared_ptr<FileCache> FileCacheRegistry::Find(const std::string& key) {
-  absl::MutexLock lock(&mu_);
+std::shared_ptr<FileCache> FileCacheRegistry::FindLocked(const std::string& key) {
   auto it = caches_.find(key);
   if (it == caches_.end()) return nullptr;
   order_.splice(order_.begin(), order_, it->second.second);
   return it->second.first;
 }
 
+std::shared_ptr<FileCache> FileCacheRegistry::Find(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  return FindLocked(key);
+}
+
 std::shared_ptr<FileCache> FileCacheRegistry::Get(std::shared_ptr<const ReadLayout> layout) {
   absl::MutexLock lock(&mu_);
-  auto it = caches_.find(layout->key);
-  if (it != caches_.end()) {
-    order_.splice(order_.begin(), order_, it->second.second);
-    return it->second.first;
-  }
+  if (auto found = FindLocked(layout->key)) return found;
   auto cache = std::make_shared<FileCache>(fetcher_, layout, lru_segments_, metrics_, missing_ttl_, budget_);
   order_.push_front(layout->key);
   caches_[layout->key] = {cache, order_.begin()};

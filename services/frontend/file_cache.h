@@ -195,6 +195,9 @@ class FileCacheRegistry {
   FrontendMetrics* const metrics_;
   const absl::Duration missing_ttl_;
   MemoryBudget* const budget_;
+  // The cache for `key`, marked most recent, or null.
+  std::shared_ptr<FileCache> FindLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;  // protects the map and LRU order
   std::list<std::string> order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::pair<std::shared_ptr<FileCache>, std::list<std::string>::iterator>> caches_

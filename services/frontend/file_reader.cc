@@ -287,7 +287,8 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     }
     Slot& s = it->second;
     s.ticket.reset();
-    const bool was_ramped = ramped_;
+    // This is the fresh reader's first segment arriving (F10).
+    const bool first_arrival = result.ok() && !ramped_;
     if (result.ok()) {
       s.state = SlotState::kReady;
       s.data = *std::move(result);
@@ -315,7 +316,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
         a.deliver = std::move(pending_read_);
         pending_read_ = nullptr;
         a.delivery = std::move(out);
-        first_delivered = ramped_ && !was_ramped;
+        first_delivered = first_arrival;
       }
     }
     // The first segment of a fresh reader went straight to a waiting read:
