@@ -575,7 +575,13 @@ absl::StatusOr<BodyInfo> Connection::ReadBody(std::string* out) {
 
   last_body_ = BodyInfo();
   decoder_.Reset();
-  out->resize(out->capacity());
+  // The decoder writes straight into *out. resize_and_overwrite grows the
+  // string without zero-filling it first: clearing a pooled 1 MiB buffer and
+  // resizing it to its capacity cost as much CPU as decoding the article
+  // into it. Each round hands the decoder room for the whole unread input
+  // (decoded bytes never outnumber encoded ones); a round ends when the
+  // article is complete, on an error, or to grow the string (which keeps the
+  // bytes produced so far).
   size_t produced = 0;
   // Encoded bytes allowed before the decoder has produced max_body_bytes:
   // yEnc escapes at most every byte, plus headers and lines skipped before
@@ -584,39 +590,54 @@ absl::StatusOr<BodyInfo> Connection::ReadBody(std::string* out) {
                                                       : INT64_MAX;
   int64_t raw = 0;
   bool need_more = rpos_ == rend_;
-  while (true) {
-    if (need_more) NZB_RETURN_IF_ERROR(ReadMore(Deadline(options_.stall_timeout), false));
-    absl::string_view in(rbuf_.get() + rpos_, rend_ - rpos_);
-    if (out->size() - produced < in.size()) {
-      out->resize(std::max(produced + in.size(), out->size() * 2));
-    }
-    absl::StatusOr<yenc::ArticleDecoder::FeedResult> r =
-        decoder_.Feed(in, out->data() + produced, out->size() - produced);
-    if (!r.ok()) {
-      out->resize(produced);
-      if (r.status().code() == absl::StatusCode::kResourceExhausted) {
-        return Fail(absl::ResourceExhaustedError(absl::StrCat(
-            current_, " from ", peer_, " is larger than max_body_bytes (",
-            options_.max_body_bytes, "): ", r.status().message())));
+  bool finished = false;
+  absl::Status failed;
+  size_t room = std::max<size_t>(out->capacity(), 64 << 10);
+  while (!finished && failed.ok()) {
+    out->resize_and_overwrite(room, [&](char* buf, size_t n) {
+      while (true) {
+        if (need_more) {
+          failed = ReadMore(Deadline(options_.stall_timeout), false);
+          if (!failed.ok()) return produced;
+          need_more = false;
+        }
+        absl::string_view in(rbuf_.get() + rpos_, rend_ - rpos_);
+        if (n - produced < in.size()) {
+          room = std::max(produced + in.size(), n * 2);
+          return produced;
+        }
+        absl::StatusOr<yenc::ArticleDecoder::FeedResult> r = decoder_.Feed(in, buf + produced, n - produced);
+        if (!r.ok()) {
+          if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+            failed = Fail(absl::ResourceExhaustedError(absl::StrCat(
+                current_, " from ", peer_, " is larger than max_body_bytes (",
+                options_.max_body_bytes, "): ", r.status().message())));
+          } else {
+            failed = Fail(absl::InternalError(absl::StrCat("malformed yEnc in ", current_, " from ",
+                                                           peer_, ": ", r.status().message())));
+          }
+          return produced;
+        }
+        rpos_ += r->consumed;
+        produced += r->produced;
+        raw += r->consumed;
+        if (decoder_.done()) {
+          finished = true;
+          return produced;
+        }
+        // The decoder may hold back a partial escape or line end until more
+        // bytes arrive; read more rather than re-feeding the same bytes.
+        need_more = true;
+        if (raw > raw_cap) {
+          failed = Fail(absl::ResourceExhaustedError(
+              absl::StrCat(current_, " from ", peer_, " sent more than ", raw_cap,
+                           " bytes without ending (max_body_bytes ", options_.max_body_bytes, ")")));
+          return produced;
+        }
       }
-      return Fail(absl::InternalError(absl::StrCat("malformed yEnc in ", current_, " from ",
-                                                   peer_, ": ", r.status().message())));
-    }
-    rpos_ += r->consumed;
-    produced += r->produced;
-    raw += r->consumed;
-    if (decoder_.done()) break;
-    // The decoder may hold back a partial escape or line end until more
-    // bytes arrive; read more rather than re-feeding the same bytes.
-    need_more = true;
-    if (raw > raw_cap) {
-      out->resize(produced);
-      return Fail(absl::ResourceExhaustedError(
-          absl::StrCat(current_, " from ", peer_, " sent more than ", raw_cap,
-                       " bytes without ending (max_body_bytes ", options_.max_body_bytes, ")")));
-    }
+    });
   }
-  out->resize(produced);
+  if (!failed.ok()) return failed;
   if (!decoder_.saw_header()) {
     // Drained to the terminator: the connection is still in sync.
     return absl::InternalError(absl::StrCat("article ", cmd.arg, " from ", peer_,

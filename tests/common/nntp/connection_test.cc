@@ -289,6 +289,33 @@ TEST_F(ConnectionTest, BodyReusesCallerBufferCapacity) {
   EXPECT_EQ(out.size(), 100000u);
 }
 
+// ReadBody decodes into the caller's string without zero-filling it first
+// (resize_and_overwrite): an article larger than the buffer grows it with the
+// bytes decoded so far intact, and a smaller article read into the grown
+// buffer afterwards leaves nothing of the larger one behind.
+TEST_F(ConnectionTest, BodyGrowsTheBufferAndASmallerOneAfterItLeavesNoStaleBytes) {
+  StartServer();
+  const std::string large = RandomBytes(3000000, 11);
+  auto big = server_->PostFile("big.bin", large, 3000000, "big");
+  auto c = MustDial(Options());
+  std::string out;
+  out.reserve(4096);
+  c->SendBody(big.segments[0].message_id);
+  c->SendBody(Id(2));
+  ASSERT_TRUE(c->Flush().ok());
+  auto first = c->ReadBody(&out);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->crc_checked);
+  EXPECT_EQ(Sha256Hex(out), Sha256Hex(large));
+  const size_t grown = out.capacity();
+  EXPECT_GE(grown, large.size());
+  auto second = c->ReadBody(&out);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(out.size(), 100000u);
+  EXPECT_EQ(out, Part(2));
+  EXPECT_EQ(out.capacity(), grown);  // reused, not reallocated
+}
+
 TEST_F(ConnectionTest, ArticleCommandIsDecodedLikeBody) {
   StartServer();
   auto c = MustDial(Options());
