@@ -55,11 +55,7 @@ FileReader::FileReader(const ReaderEnv& env, std::shared_ptr<FileCache> file, in
 
 FileReader::~FileReader() {
   // No fetch callback can be outstanding (each holds a reference), so only
-  // ready slots remain: return their memory.
-  absl::MutexLock lock(&mu_);
-  for (auto& [seg, slot] : slots_) {
-    if (env_.budget != nullptr) env_.budget->Release(slot.reserved);
-  }
+  // ready slots remain; their charges go with them (BudgetCharge).
 }
 
 void FileReader::AttachSession(std::shared_ptr<const StreamSession> session) {
@@ -109,7 +105,6 @@ void FileReader::PumpLocked(Actions* a) {
       ++it;
       continue;
     }
-    if (env_.budget != nullptr) env_.budget->Release(it->second.reserved);
     if (it->second.ticket != nullptr) a->cancel.push_back(std::move(it->second.ticket));
     if (it->second.retry_id != 0) a->cancel_retries.push_back(it->second.retry_id);
     slots_.erase(it++);
@@ -142,7 +137,7 @@ void FileReader::PumpLocked(Actions* a) {
       }
     }
     Slot& s = slots_[seg];
-    s.reserved = env_.budget != nullptr ? need : 0;
+    if (env_.budget != nullptr) s.charge = std::make_shared<BudgetCharge>(env_.budget, need);
     s.attempts = 1;
     s.fetch_id = next_fetch_id_++;
     a->fetch.emplace_back(seg, s.fetch_id);
@@ -219,7 +214,11 @@ FileReader::Take FileReader::TakeLocked(size_t max, absl::StatusOr<Chunk>* out) 
     *out = failed_;
     return Take::kError;
   }
-  *out = Chunk{data, data->data() + seg_off, static_cast<size_t>(n)};
+  // A charged segment's chunks hold its charge (BudgetCharge), so its bytes
+  // stay counted while the consumer still writes them.
+  std::shared_ptr<const std::string> owner =
+      it->second.charge != nullptr ? std::shared_ptr<const std::string>(it->second.charge, data.get()) : data;
+  *out = Chunk{std::move(owner), data->data() + seg_off, static_cast<size_t>(n)};
   pos_ += n;
   stats_.position = pos_;
   stats_.bytes_delivered += n;
@@ -292,6 +291,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     if (result.ok()) {
       s.state = SlotState::kReady;
       s.data = *std::move(result);
+      if (s.charge != nullptr) s.charge->data = s.data;
       ramped_ = true;  // before it, this was the only fetch: the first segment is here (F10)
     } else if (IsTransient(result.status()) && s.attempts < options_.max_fetch_attempts && !closed()) {
       s.fetch_id = next_fetch_id_++;
@@ -410,7 +410,6 @@ void FileReader::Drain() {
     if (drained_) return;
     drained_ = true;
     for (auto& [seg, slot] : slots_) {
-      if (env_.budget != nullptr) env_.budget->Release(slot.reserved);
       if (slot.ticket != nullptr) a.cancel.push_back(std::move(slot.ticket));
       if (slot.retry_id != 0) a.cancel_retries.push_back(slot.retry_id);
     }
@@ -430,7 +429,7 @@ void FileReader::Drain() {
 FileReader::Stats FileReader::stats() const {
   absl::MutexLock lock(&mu_);
   Stats s = stats_;
-  for (const auto& [seg, slot] : slots_) s.reserved_bytes += slot.reserved;
+  for (const auto& [seg, slot] : slots_) s.reserved_bytes += slot.charge != nullptr ? slot.charge->bytes() : 0;
   return s;
 }
 

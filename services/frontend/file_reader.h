@@ -135,7 +135,10 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
     std::shared_ptr<const std::string> data;
     absl::Status status;
     std::unique_ptr<FileCache::Ticket> ticket;
-    int64_t reserved = 0;
+    // Its bytes in the budget (null without one, or for a segment the LRU
+    // already held); released when the slot and every chunk handed out of
+    // it are gone.
+    std::shared_ptr<BudgetCharge> charge;
     int attempts = 0;
     uint64_t fetch_id = 0;
     uint64_t retry_id = 0;  // scheduled retry, 0 = none

@@ -8,6 +8,8 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -66,6 +68,29 @@ class MemoryBudget {
   Reclaimer reclaimer_;
   std::atomic<int64_t> used_{0};
   std::atomic<int64_t> peak_{0};
+};
+
+// Bytes reserved in a MemoryBudget, given back when the last reference to
+// the charge goes away. A reader's slot holds its segment's charge, and so
+// does every chunk of that segment it hands out (FileReader::Chunk::owner
+// aliases the charge), so bytes on their way to a client — an HTTP write
+// still in progress after the reader moved past the segment — stay counted
+// in stream_memory_limit until the last of them is dropped.
+class BudgetCharge {
+ public:
+  // `bytes` must already be reserved in `budget` (not null).
+  BudgetCharge(MemoryBudget* budget, int64_t bytes) : budget_(budget), bytes_(bytes) {}
+  ~BudgetCharge() { budget_->Release(bytes_); }
+  BudgetCharge(const BudgetCharge&) = delete;
+  BudgetCharge& operator=(const BudgetCharge&) = delete;
+  int64_t bytes() const { return bytes_; }
+  // The charged segment once it has arrived; set before any chunk of it is
+  // handed out, never changed after.
+  std::shared_ptr<const std::string> data;
+
+ private:
+  MemoryBudget* const budget_;
+  const int64_t bytes_;
 };
 
 // Runs close/drain work on at most `threads` threads started lazily; when

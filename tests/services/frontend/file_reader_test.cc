@@ -414,6 +414,44 @@ TEST_F(ReaderTest, CloseReturnsReservedMemory) {
   EXPECT_EQ(fetcher_.cancels(), 2);
 }
 
+// Bytes handed to a consumer stay in stream_memory_limit until the consumer
+// drops them: an HTTP write still sending a segment the reader has moved
+// past is memory the frontend holds (BudgetCharge).
+TEST_F(ReaderTest, ChunksTheConsumerStillHoldsStayCharged) {
+  auto file = MakeFile(6, 10000);
+  ReaderOptions o;
+  o.fresh_read_ahead = 1;
+  o.initial_read_ahead = 1;
+  o.max_read_ahead = 1;
+  auto r = FileReader::Open(env(), file, 0, file->layout().size, o);
+  auto read_one = [&] {
+    absl::Notification got;
+    absl::StatusOr<FileReader::Chunk> chunk;
+    r->ReadAsync(10000, [&](absl::StatusOr<FileReader::Chunk> c) {
+      chunk = std::move(c);
+      got.Notify();
+    });
+    EXPECT_TRUE(got.WaitForNotificationWithTimeout(absl::Seconds(5)));
+    return chunk;
+  };
+  auto first = read_one();  // all of segment 0
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->size, 10000u);
+  EXPECT_EQ(std::string(first->data, first->size), content_.substr(0, 10000));
+  auto second = read_one();  // segment 1: the reader has moved past segment 0
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->size, 10000u);
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() == 0; }, absl::Seconds(5)));
+  const int64_t held = budget_.used();
+  EXPECT_GE(held, 20000);  // segment 0 (in the consumer's hands) and segment 1
+  first = FileReader::Chunk{};
+  EXPECT_EQ(budget_.used(), held - 10000);
+  second = FileReader::Chunk{};
+  r->Close();
+  ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher& f) { return f.in_flight() == 0 && budget_.used() == 0; },
+                               absl::Seconds(5)));
+}
+
 // F10: a fresh reader (start or seek) has exactly one fetch in flight until
 // its first segment has arrived, however often the consumer asks; then the
 // window opens to initial_read_ahead and grows only while the consumer keeps
