@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -126,7 +127,45 @@ Connection::Connection(const ConnectionOptions& options)
       decoder_(yenc::ArticleDecoder::Options{yenc::ArticleDecoder::Mode::kNntp,
                                              yenc::Kernel::kAuto, options.max_body_bytes}) {}
 
-Connection::~Connection() { CloseSocket(); }
+Connection::~Connection() {
+  CloseSocket();
+  if (int w = wake_fd_.load(); w >= 0) close(w);
+}
+
+void Connection::SetSendHook(std::function<void()> hook) {
+  send_hook_ = std::move(hook);
+  if (send_hook_ && wake_fd_.load() < 0) wake_fd_.store(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+}
+
+void Connection::Wake() {
+  const int w = wake_fd_.load(std::memory_order_acquire);
+  if (w < 0) return;
+  const uint64_t one = 1;
+  (void)!write(w, &one, sizeof one);  // a full counter is still a wake-up
+}
+
+void Connection::RunSendHook() {
+  if (!send_hook_ || !hook_allowed_ || in_hook_) return;
+  in_hook_ = true;
+  std::string answering = std::move(current_);  // Flush() renames current_
+  send_hook_();
+  current_ = std::move(answering);
+  in_hook_ = false;
+}
+
+namespace {
+// Allows the send hook for the duration of one ReadBody()/ReadStat().
+class HookWindow {
+ public:
+  explicit HookWindow(bool* allowed) : allowed_(allowed) { *allowed_ = true; }
+  ~HookWindow() { *allowed_ = false; }
+  HookWindow(const HookWindow&) = delete;
+  HookWindow& operator=(const HookWindow&) = delete;
+
+ private:
+  bool* const allowed_;
+};
+}  // namespace
 
 void Connection::CloseSocket() {
   absl::MutexLock lock(&fd_mu_);
@@ -564,6 +603,7 @@ absl::StatusOr<int> Connection::ReadReplyStatus(absl::string_view expected_verb1
 
 absl::StatusOr<BodyInfo> Connection::ReadBody(std::string* out) {
   out->clear();
+  HookWindow hook_window(&hook_allowed_);
   Pending cmd;
   std::string text;
   NZB_ASSIGN_OR_RETURN(int code, ReadReplyStatus("BODY", "ARTICLE", &cmd, &text));
@@ -660,6 +700,7 @@ absl::StatusOr<BodyInfo> Connection::ReadBody(std::string* out) {
 }
 
 absl::Status Connection::ReadStat() {
+  HookWindow hook_window(&hook_allowed_);
   Pending cmd;
   std::string text;
   NZB_ASSIGN_OR_RETURN(int code, ReadReplyStatus("STAT", "", &cmd, &text));
@@ -768,15 +809,25 @@ absl::Status Connection::WaitFd(bool for_write, absl::Time deadline, bool first_
     if (interrupted_.load()) return Fail(absl::CancelledError("connection interrupted"));
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return Fail(TimeoutError(first_byte));
-    pollfd p{};
-    p.fd = fd_;
-    p.events = for_write ? POLLOUT : POLLIN;
+    pollfd p[2] = {};
+    p[0].fd = fd_;
+    p[0].events = for_write ? POLLOUT : POLLIN;
+    // A read that allows the send hook also wakes for Wake() (B15).
+    const int wake = for_write || !hook_allowed_ || in_hook_ || !send_hook_ ? -1 : wake_fd_.load();
+    p[1].fd = wake;
+    p[1].events = POLLIN;
     const int ms = left == absl::InfiniteDuration()
                        ? -1
                        : static_cast<int>(std::min<int64_t>(
                              absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
                              INT32_MAX));
-    int rc = poll(&p, 1, ms);
+    int rc = poll(p, wake >= 0 ? 2 : 1, ms);
+    if (rc > 0 && wake >= 0 && (p[1].revents & POLLIN) != 0) {
+      uint64_t count;
+      (void)!read(wake, &count, sizeof count);
+      RunSendHook();
+      if (p[0].revents == 0) continue;  // still waiting for the socket
+    }
     if (rc > 0) return absl::OkStatus();  // ready, or error/hangup for the I/O call to report
     if (rc < 0 && errno != EINTR) {
       return Fail(absl::UnavailableError(absl::StrCat("poll on ", peer_, ": ", ErrnoText(errno))));
@@ -823,6 +874,7 @@ absl::Status Connection::ReadMore(absl::Time deadline, bool first_byte) {
   }
   char* dst = rbuf_.get() + rend_;
   const size_t room = kReadBufferSize - rend_;
+  RunSendHook();  // commands handed over since the last read go out first (B15)
   while (true) {
     if (interrupted_.load()) return Fail(absl::CancelledError("connection interrupted"));
     bool want_write = false;

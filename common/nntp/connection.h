@@ -48,6 +48,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -165,6 +166,23 @@ class Connection {
   // Best effort: writes QUIT without waiting for the reply, then closes.
   void Quit();
 
+  // --- Sending while a reply is read (B15) ---
+  // `hook` runs on the reading thread while ReadBody() or ReadStat() waits
+  // for bytes of a reply: before each wait, and at once when Wake() is
+  // called during one. It may Send*() and Flush() commands (their replies
+  // come after every reply before them); it must not read. A caller that
+  // hands this connection more work while a long reply is arriving thereby
+  // gets the command to the server one reply earlier, so the server's
+  // latency for it overlaps the reply in progress — what pipelining is for.
+  // DiscardBody() does not run it: a drain that hits its limit closes the
+  // connection, and commands sent behind it would be lost with it.
+  // Call before the reads, on their thread; nullptr removes the hook.
+  void SetSendHook(std::function<void()> hook);
+  // Thread-safe: a read waiting for bytes runs the hook now (a read that is
+  // not waiting runs it at its next wait). Requires a hook to have been set
+  // once; otherwise a no-op.
+  void Wake();
+
   // Commands sent or buffered whose replies are not read yet.
   int outstanding() const { return visible_outstanding_; }
   // False after any error other than NOT_FOUND / DATA_LOSS (see above).
@@ -225,6 +243,8 @@ class Connection {
   // Waits for the socket to become readable/writable until `deadline`.
   absl::Status WaitFd(bool for_write, absl::Time deadline, bool first_byte);
   absl::Time Deadline(absl::Duration d) const;
+  // Runs the send hook if a read that allows it is in progress (B15).
+  void RunSendHook();
 
   // Marks the connection unusable with `s` (returned for convenience).
   absl::Status Fail(absl::Status s);
@@ -259,6 +279,14 @@ class Connection {
   bool usable_ = true;
   std::string last_error_;
   std::string greeting_;
+
+  // Send hook (B15): the eventfd Wake() signals (-1 until a hook is set;
+  // written once, before Wake() can be called), whether the current read
+  // allows the hook, and whether the hook is running (no re-entry).
+  std::function<void()> send_hook_;
+  std::atomic<int> wake_fd_{-1};
+  bool hook_allowed_ = false;
+  bool in_hook_ = false;
 
   // Protects closing the socket against a concurrent Interrupt().
   absl::Mutex fd_mu_;

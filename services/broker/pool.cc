@@ -1,6 +1,7 @@
 #include "services/broker/pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <utility>
 
@@ -99,7 +100,11 @@ struct Pool::Conn {
   int stat_in_flight = 0;                     // STAT sent, reply not read
   absl::Time last_used;
   bool stop = false;
-  nntp::Connection* nntp = nullptr;           // while open, for Interrupt()
+  nntp::Connection* nntp = nullptr;           // while open, for Interrupt() and Wake()
+  // Set (with Wake()) when work is put in `mine` while a reply is read: the
+  // reading thread's send hook then sends it at once (B15). Lets the hook
+  // skip the pool's lock on every read when there is nothing new.
+  std::atomic<bool> woken{false};
   int load() const { return in_flight + stat_in_flight + static_cast<int>(mine.size()); }
   // Commands of one kind (BODY or STAT) sent or assigned to this connection.
   int load(bool stat) const {
@@ -606,9 +611,9 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
   }
   if (p.breaker == Breaker::kHalfOpen) p.probe_in_flight = true;
   if (op->total_attempts > 0) p.retries_c->Increment();
-  // A connection's thread sends what it was given only between replies (it
-  // blocks reading the oldest one), so a command put on a connection that
-  // waits for a STAT reply waits for that reply first (B14). STATs (health
+  // A connection answers its commands in order, so a command put on a
+  // connection that waits for a STAT reply is answered after it (B14; B15
+  // sends the command at once, but the reply still queues). STATs (health
   // sweeps, import sampling) are therefore packed onto the connections already
   // waiting for STAT replies, and BODYs go to connections without STATs
   // first: a sweep holds back the BODYs of one connection, not of every one.
@@ -627,6 +632,12 @@ void Pool::AssignLocked(const std::shared_ptr<FetchOp>& op, int pi) {
   }
   if (best) {
     best->mine.push_back(op);
+    // A connection reading a reply sends this command now, not after the
+    // reply (B15): the provider's latency for it overlaps that reply.
+    if (options_.send_while_reading && (best->in_flight > 0 || best->stat_in_flight > 0) && best->nntp != nullptr) {
+      best->woken.store(true, std::memory_order_release);
+      best->nntp->Wake();
+    }
   } else {
     p.work.push_back(op);
     MaybeDialLocked(pi);
@@ -785,6 +796,45 @@ void Pool::OnDialFailedLocked(int pi, const absl::Status& s, std::vector<std::fu
 
 void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connection* nntp) {
   std::deque<std::shared_ptr<FetchOp>> sent;
+  // B15: work assigned to this connection while it reads a reply is sent
+  // from inside the read (the connection's send hook, on this thread, so TLS
+  // sees one thread), within the same pipeline depths as below.
+  if (options_.send_while_reading) nntp->SetSendHook([&] {
+    if (!conn->woken.exchange(false, std::memory_order_acq_rel)) return;
+    std::vector<std::shared_ptr<FetchOp>> more;
+    {
+      Locked lock(this);
+      Provider& p = *providers_[pi];
+      if (conn->stop || shutdown_ || p.removed) return;
+      int room[2] = {p.Depth(false) - conn->in_flight, p.Depth(true) - conn->stat_in_flight};
+      while (!conn->mine.empty()) {
+        const std::shared_ptr<FetchOp>& op = conn->mine.front();
+        const int kind = op->req.stat_only ? 1 : 0;
+        if (room[kind] <= 0) break;
+        --room[kind];
+        op->stage = FetchOp::Stage::kSent;
+        (kind == 1 ? conn->stat_in_flight : conn->in_flight)++;
+        more.push_back(op);
+        conn->mine.pop_front();
+      }
+    }
+    for (const auto& op : more) {
+      if (op->req.stat_only) {
+        nntp->SendStat(op->req.message_id);
+      } else {
+        nntp->SendBody(op->req.message_id);
+      }
+      sent.push_back(op);
+    }
+    // A failed write leaves the connection unusable: the read in progress
+    // (or the next) fails or ends, and every sent command is answered by
+    // FailSent below.
+    if (!more.empty()) (void)nntp->Flush();
+  });
+  struct RemoveHook {
+    nntp::Connection* c;
+    ~RemoveHook() { c->SetSendHook(nullptr); }
+  } remove_hook{nntp};
   while (true) {
     std::vector<std::shared_ptr<FetchOp>> batch;
     bool keepalive = false;

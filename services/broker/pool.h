@@ -103,6 +103,11 @@ struct PoolOptions {
   // (4 × EWMA) clamped to [min, max].
   absl::Duration attempt_timeout_min = absl::Seconds(2);
   absl::Duration attempt_timeout_max = absl::Seconds(10);
+  // B15: a command given to a connection while it reads a reply is sent at
+  // once, from inside the read. false sends it only after that reply (the
+  // behaviour before B15; kept for the benchmark that measures the
+  // difference, BM_StreamAtProviderLatency).
+  bool send_while_reading = true;
   Clock* clock = Clock::Real();
   uint64_t random_seed = 0;         // 0 = from the clock
   // Called under the pool's lock each time a request is dispatched, with its

@@ -427,6 +427,48 @@ TEST_F(ConnectionTest, PipelinedBodiesArriveInOrderAtFullDepth) {
   for (int i = 0; i < kDepth; ++i) EXPECT_EQ(ids[i], file.segments[i].message_id);
 }
 
+// B15 at the connection: while ReadBody waits for a held reply, Wake() runs
+// the send hook on the reading thread, which sends the next command; its
+// reply follows the first one in order.
+TEST_F(ConnectionTest, WakeRunsTheSendHookWhileAReplyIsAwaited) {
+  StartServer();
+  FakeNntpServer::Gate* gate = server_->AddGate(Id(0));
+  auto c = MustDial(Options());
+  std::atomic<bool> want_second{false};
+  std::atomic<int> hook_runs{0};
+  Connection* conn = c.get();
+  c->SetSendHook([&] {
+    hook_runs++;
+    if (!want_second.exchange(false)) return;
+    conn->SendBody(Id(1));
+    EXPECT_TRUE(conn->Flush().ok());
+  });
+  c->SendBody(Id(0));
+  ASSERT_TRUE(c->Flush().ok());
+  std::string first, second;
+  absl::Status first_status, second_status;
+  std::thread reader([&] {
+    auto a = c->ReadBody(&first);
+    first_status = a.status();
+    auto b = c->ReadBody(&second);
+    second_status = b.status();
+  });
+  ASSERT_TRUE(server_->WaitFor([&] { return gate->waiting() == 1; }, kWait));
+  want_second = true;
+  c->Wake();
+  // The second BODY reaches the server while the first reply is still held.
+  EXPECT_TRUE(server_->WaitFor([&] { return server_->in_flight() == 2; }, kWait));
+  EXPECT_EQ(gate->waiting(), 1);
+  gate->ReleaseAll();
+  reader.join();
+  ASSERT_TRUE(first_status.ok()) << first_status;
+  ASSERT_TRUE(second_status.ok()) << second_status;
+  EXPECT_EQ(first, Part(0));
+  EXPECT_EQ(second, Part(1));
+  EXPECT_GE(hook_runs.load(), 1);
+  EXPECT_EQ(c->outstanding(), 0);
+}
+
 TEST_F(ConnectionTest, MixedPipelineWithMissingArticleStaysInSync) {
   StartServer();
   auto c = MustDial(Options());

@@ -360,6 +360,116 @@ void BM_StreamLatencyUnderImports(benchmark::State& state) { StreamLatency(state
 BENCHMARK(BM_StreamLatencyIdle)->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(2);
 BENCHMARK(BM_StreamLatencyUnderImports)->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(2);
 
+// B15 at a real provider's pace: every reply starts 20 ms after its command
+// arrives (pipelined commands overlap their latencies, as on a real link)
+// and is sent at 40 MB/s (768 KB in ~19 ms). One player keeps a read-ahead
+// window of 8 STREAM fetches on 4 connections × depth 2: as each fetch ends
+// the next is handed to the connection still reading its other reply. With
+// send_while_reading (arg 1) that command goes out at once and its latency
+// overlaps the reply in progress; without (arg 0, the behaviour before B15)
+// it goes out after that reply, so each connection alternates latency and
+// transfer.
+void BM_StreamAtProviderLatency(benchmark::State& state) {
+  static FakeNntpServer* server = [] {
+    FakeNntpServer* s = FakeNntpServer::Start({})->release();
+    std::mt19937_64 rng(2);
+    for (int i = 0; i < 16; ++i) {
+      std::string data(kArticleBytes, '\0');
+      for (auto& c : data) c = static_cast<char>(rng());
+      s->PostYencArticle(absl::StrCat("lat-", i, "@bench"), data, "lat.bin");
+    }
+    FakeNntpServer::Fault f;
+    f.latency = absl::Milliseconds(20);
+    f.bytes_per_second = 40'000'000;
+    s->SetDefaultFault(f);
+    return s;
+  }();
+  metrics::Registry registry;
+  PoolOptions po;
+  ProviderOptions p;
+  p.name = "latency";
+  p.connection.host = "127.0.0.1";
+  p.connection.port = server->port();
+  p.max_connections = 4;
+  p.pipeline_depth = 2;
+  po.providers = {p};
+  po.send_while_reading = state.range(0) != 0;
+  constexpr int kWindow = 8, kPerRound = 64;
+  po.max_slots_per_stream = kWindow;  // the window fills the 4 × 2 slots
+  auto pool = std::move(*Pool::Create(po, &registry));
+  const uint64_t session = pool->OpenSession("bench");
+  // The player's side runs on its own thread, as a frontend's next
+  // FetchSegment arrives over gRPC a little after the last one finished (not
+  // inline on the connection thread that delivered it).
+  absl::Mutex mu;
+  absl::CondVar changed;
+  int finished = 0, to_start = 0;
+  int64_t got = 0;
+  bool quit = false;
+  std::thread player([&] {
+    int next = 0;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu);
+        while (to_start == 0 && !quit) changed.Wait(&mu);
+        if (quit) return;
+        --to_start;
+      }
+      FetchRequest r;
+      r.message_id = absl::StrCat("lat-", next++ % 16, "@bench");
+      r.traffic_class = TrafficClass::kStream;
+      r.session_id = session;
+      r.read_ahead = true;
+      pool->Fetch(r, [&](FetchResult res) {
+        absl::MutexLock lock(&mu);
+        ++finished;
+        if (res.status.ok() && res.data) got += static_cast<int64_t>(res.data->size());
+        changed.SignalAll();
+      });
+    }
+  });
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    absl::MutexLock lock(&mu);
+    finished = 0;
+    got = 0;
+    int started = kWindow;
+    to_start = kWindow;
+    changed.SignalAll();
+    int seen = 0;
+    while (finished < kPerRound) {
+      while (finished == seen) changed.Wait(&mu);
+      // Each finished fetch makes room for the next one in the window.
+      const int more = std::min(finished - seen, kPerRound - started);
+      seen = finished;
+      started += more;
+      to_start += more;
+      if (more > 0) changed.SignalAll();
+    }
+    if (got != kPerRound * kArticleBytes) {
+      state.SkipWithError("a fetch failed");
+      break;
+    }
+    bytes += got;
+  }
+  {
+    absl::MutexLock lock(&mu);
+    quit = true;
+    changed.SignalAll();
+  }
+  player.join();
+  state.SetBytesProcessed(bytes);
+  pool->CloseSession(session);
+  pool->Shutdown();
+}
+BENCHMARK(BM_StreamAtProviderLatency)
+    ->ArgName("send_while_reading")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+
 void BM_DispatchOverhead(benchmark::State& state) {
   Env& env = GetEnv();
   metrics::Registry registry;

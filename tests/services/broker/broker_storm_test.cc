@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "tests/fakes/nntp_server/test_cert.h"
 #include "tests/services/broker/storm_fixture.h"
 
 namespace nzbmesh::broker {
@@ -318,8 +319,8 @@ TEST_F(StormTest, B11_AStartingStreamGoesBeforeAnotherStreamsReadAhead) {
 }
 
 TEST_F(StormTest, B14_StatsArePackedSoABodyIsNotSentBehindAStatReply) {
-  // A connection sends new commands only between replies, so a BODY given to
-  // a connection waiting for a STAT reply waits for that reply. A health
+  // A connection answers in order, so a BODY given to a connection waiting
+  // for a STAT reply waits for that reply. A health
   // sweep's STATs stay on one connection; a stream's BODY takes the other.
   FakeNntpServer* server = StartServer();
   auto ids = Post({server}, 4, 1024);
@@ -357,6 +358,69 @@ TEST_F(StormTest, B14_StatsArePackedSoABodyIsNotSentBehindAStatReply) {
   EXPECT_EQ(server->max_concurrent_connections(), 2);
   ExpectNoLeaks();
 }
+
+// B15: a command given to a connection while it reads a reply goes out at
+// once (the connection's send hook), not after that reply: the provider's
+// latency for it overlaps the reply in progress. One connection, depth 2;
+// the first reply is held at the server; the second BODY, handed over while
+// the connection waits for it, must reach the server before the first reply
+// is released. Plain TCP and TLS (the hook sends on the reading thread, so
+// one SSL object sees one thread).
+class SendWhileReadingTest : public StormTest {
+ protected:
+  void ExpectCommandSentWhileAReplyIsRead(bool tls);
+};
+
+void SendWhileReadingTest::ExpectCommandSentWhileAReplyIsRead(bool tls) {
+  FakeNntpServer::Options so;
+  std::unique_ptr<nzbmesh::testing::TestCert> cert;
+  if (tls) {
+    const char* dir = std::getenv("TEST_TMPDIR");
+    auto c = nzbmesh::testing::GenerateSelfSignedCert(dir != nullptr ? dir : "/tmp", "b16");
+    ASSERT_TRUE(c.ok()) << c.status();
+    cert = std::make_unique<nzbmesh::testing::TestCert>(*c);
+    so.tls = true;
+    so.cert_file = cert->cert_file;
+    so.key_file = cert->key_file;
+  }
+  FakeNntpServer* server = StartServer(so);
+  auto ids = Post({server}, 3, 300000);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 1, 2)};
+  if (tls) {
+    o.providers[0].connection.host = "localhost";
+    o.providers[0].connection.tls = nntp::TlsMode::kImplicit;
+    o.providers[0].connection.tls_ca_file = cert->cert_file;
+  }
+  Pool* pool = MakePool(o);
+  Results results;
+  ASSERT_TRUE(FetchSync(Req(ids[2])).status.ok());  // the connection is open and idle
+  FakeNntpServer::Gate* gate = server->AddGate(ids[0]);
+  pool->Fetch(Req(ids[0]), results.Callback(ids[0]));
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 1; }));  // the reader waits for this reply
+  pool->Fetch(Req(ids[1]), results.Callback(ids[1]));
+  ASSERT_TRUE(WaitUntil([&] { return server->in_flight() == 2; }, absl::Seconds(10)))
+      << "the second BODY was not sent while the first reply was held";
+  EXPECT_EQ(gate->waiting(), 1);
+  EXPECT_EQ(results.done(), 0);
+  gate->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(2));
+  for (int i = 0; i < 2; ++i) {
+    const FetchResult& r = results.Get(ids[i]);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(*r.data, data_[ids[i]]);
+  }
+  const std::vector<std::string> bodies = BodiesOnTheWire(*server);
+  ASSERT_EQ(bodies.size(), 3u);
+  EXPECT_EQ(bodies[1], ids[0]);
+  EXPECT_EQ(bodies[2], ids[1]);
+  EXPECT_EQ(server->max_concurrent_connections(), 1);
+  ExpectNoLeaks();
+}
+
+TEST_F(SendWhileReadingTest, B15_ACommandIsSentWhileTheConnectionReadsAReply) { ExpectCommandSentWhileAReplyIsRead(false); }
+
+TEST_F(SendWhileReadingTest, B15_ACommandIsSentWhileTheConnectionReadsAReplyOverTls) { ExpectCommandSentWhileAReplyIsRead(true); }
 
 TEST_F(StormTest, B6_ImportLeasesAreBoundedFifoAndNeverLost) {
   FakeNntpServer* server = StartServer();
