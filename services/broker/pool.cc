@@ -321,7 +321,17 @@ bool Pool::Promote(uint64_t session_id, const std::string& message_id) {
   auto it = std::find_if(q.begin(), q.end(), [&](const std::shared_ptr<FetchOp>& o) {
     return o->req.read_ahead && o->req.session_id == session_id && o->req.message_id == message_id;
   });
-  if (it == q.end()) return false;  // not queued (dispatched, finished) or not read-ahead: nothing to do
+  if (it == q.end()) {
+    // Waiting for its retry delay: it stops being read-ahead and, when the
+    // timer requeues it, joins the needed-now part (as a retry, at its head).
+    for (FetchOp* r : retrying_) {
+      if (!r->finished && r->req.read_ahead && r->req.session_id == session_id && r->req.message_id == message_id) {
+        r->req.read_ahead = false;
+        return true;
+      }
+    }
+    return false;  // not queued (dispatched, finished) or not read-ahead: nothing to do
+  }
   std::shared_ptr<FetchOp> op = *it;
   q.erase(it);
   op->req.read_ahead = false;
@@ -1093,11 +1103,13 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
   }
   op->stage = FetchOp::Stage::kWaitingRetry;
   waiting_retry_++;
+  retrying_.insert(op.get());
   AddTimerLocked(now + delay, [this, op] {
     std::vector<std::function<void()>> run;
     {
       Locked lock(this);
       waiting_retry_--;
+      retrying_.erase(op.get());
       if (!op->finished) RequeueLocked(op, &run);
       DispatchLocked();
     }

@@ -213,7 +213,9 @@ class Pool {
   // request is still queued (the oldest one, if the session asked twice), it
   // stops being read-ahead and moves from the read-ahead part of the STREAM
   // queue to the tail of the needed-now part (B12, B13), ahead of every
-  // read-ahead request, older ones too. Returns whether a request was promoted:
+  // read-ahead request, older ones too. A request waiting for its retry
+  // delay (after a transient error) stops being read-ahead there and joins
+  // the needed-now part when its timer requeues it. Returns whether a request was promoted:
   // false when none of the session's read-ahead requests for that id waits
   // (already dispatched, finished, never read-ahead, unknown) — a no-op.
   bool Promote(uint64_t session_id, const std::string& message_id);
@@ -342,6 +344,9 @@ class Pool {
   std::deque<std::shared_ptr<FetchOp>> queues_[kNumClasses] ABSL_GUARDED_BY(mu_);
   int64_t in_use_by_class_[kNumClasses] ABSL_GUARDED_BY(mu_) = {};
   int64_t waiting_retry_ ABSL_GUARDED_BY(mu_) = 0;
+  // Requests in their retry delay (Stage::kWaitingRetry), for Promote(). Each
+  // is kept alive by its retry timer, which removes it when it fires.
+  std::set<FetchOp*> retrying_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);  // ordered by id = FIFO
   int leases_held_ ABSL_GUARDED_BY(mu_) = 0;

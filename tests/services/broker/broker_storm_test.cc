@@ -318,6 +318,60 @@ TEST_F(StormTest, B11_AStartingStreamGoesBeforeAnotherStreamsReadAhead) {
   ExpectNoLeaks();
 }
 
+// B13 for a read-ahead fetch in its retry delay: promoted there, it is
+// requeued as needed-now (a retry, so at the head of that part) instead of
+// behind every needed-now request as read-ahead. C = 1, so the wire order is
+// the dispatch order.
+TEST_F(StormTest, B13_ReadAheadWaitingForItsRetryIsPromotedToo) {
+  FakeNntpServer* server = StartServer();
+  auto ids = Post({server}, 5, 1024, "retry");
+  const std::string& ahead = ids[0];  // read-ahead of session s; its first attempt is lost
+  const std::string& held = ids[1];   // holds the one slot while the retry waits
+  const std::string& needed = ids[2]; // another player's needed-now fetch
+  FakeNntpServer::Fault lost;
+  lost.drop_after_bytes = 0;  // the connection closes without an answer: transient
+  lost.times = 1;
+  server->SetFault(ahead, lost);
+  PoolOptions o;
+  o.providers = {Provider("main", server, 1, 1)};
+  o.retry_delay_min = o.retry_delay_max = absl::Milliseconds(300);
+  Pool* pool = MakePool(o);
+  const uint64_t s = pool->OpenSession("s"), t = pool->OpenSession("t"), u = pool->OpenSession("u");
+  Results results;
+  FetchRequest r = Req(ahead, TrafficClass::kStream, s);
+  r.read_ahead = true;
+  pool->Fetch(r, results.Callback(ahead));
+  ASSERT_TRUE(WaitUntil([&] { return pool->GetUsage().waiting_retry == 1; }));
+  FakeNntpServer::Gate* gate = server->AddGate(held);
+  pool->Fetch(Req(held, TrafficClass::kStream, t), results.Callback(held));
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() == 1; }));
+  pool->Fetch(Req(needed, TrafficClass::kStream, u), results.Callback(needed));
+  for (int i = 3; i < 5; ++i) {
+    FetchRequest ra = Req(ids[i], TrafficClass::kStream, u);
+    ra.read_ahead = true;
+    pool->Fetch(ra, results.Callback(ids[i]));
+  }
+  EXPECT_FALSE(pool->Promote(t, ahead));  // another session's
+  EXPECT_TRUE(pool->Promote(s, ahead));   // its player caught up with it
+  EXPECT_FALSE(pool->Promote(s, ahead));  // exactly once
+  // The retry timer requeues it: four wait behind the held reply.
+  ASSERT_TRUE(WaitUntil([&] { return pool->GetUsage().waiting_retry == 0 && pool->Status().queued[0] == 4; }));
+  gate->ReleaseAll();
+  ASSERT_TRUE(results.WaitDone(5));
+  const std::vector<std::string> bodies = BodiesOnTheWire(*server);
+  ASSERT_EQ(bodies.size(), 6u) << absl::StrJoin(bodies, " ");
+  EXPECT_EQ(std::vector<std::string>(bodies.begin(), bodies.begin() + 4),
+            (std::vector<std::string>{ahead, held, ahead, needed}))
+      << absl::StrJoin(bodies, " ");
+  for (const auto& id : ids) {
+    FetchResult res = results.Get(id);
+    ASSERT_TRUE(res.status.ok()) << id << ": " << res.status;
+    EXPECT_EQ(*res.data, data_[id]) << id;
+  }
+  for (uint64_t id : {s, t, u}) pool->CloseSession(id);
+  ExpectNoLeaks();
+}
+
 TEST_F(StormTest, B14_StatsArePackedSoABodyIsNotSentBehindAStatReply) {
   // A connection answers in order, so a BODY given to a connection waiting
   // for a STAT reply waits for that reply. A health
