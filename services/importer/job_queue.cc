@@ -25,6 +25,23 @@ void JobQueue::AddListener(std::function<void()> on_new_job) {
   listeners_.push_back(std::move(on_new_job));
 }
 
+void JobQueue::AddCancelListener(std::function<void(int64_t)> on_cancelled) {
+  absl::MutexLock lock(&mu_);
+  cancel_listeners_.push_back(std::move(on_cancelled));
+}
+
+absl::StatusOr<JobRecord> JobQueue::Cancel(int64_t job_id) {
+  absl::StatusOr<JobRecord> j = store_->CancelJob(job_id);
+  if (!j.ok()) return j;
+  std::vector<std::function<void(int64_t)>> ls;
+  {
+    absl::MutexLock lock(&mu_);
+    ls = cancel_listeners_;
+  }
+  for (auto& l : ls) l(job_id);
+  return j;
+}
+
 void JobQueue::Notify() {
   std::vector<std::function<void()>> ls;
   {

@@ -46,11 +46,15 @@ class JobQueue {
   absl::StatusOr<std::vector<JobRecord>> List(std::optional<JobState> state, int limit) {
     return store_->ListJobs(state, limit);
   }
-  absl::StatusOr<JobRecord> Cancel(int64_t job_id) { return store_->CancelJob(job_id); }
+  // Marks the job CANCELLED, then tells the cancel listeners (a worker of
+  // this process running it stops at once instead of at its next heartbeat).
+  absl::StatusOr<JobRecord> Cancel(int64_t job_id);
   absl::StatusOr<JobRecord> Retry(int64_t job_id);
 
   // Called after every new job (workers use it to stop polling early).
   void AddListener(std::function<void()> on_new_job);
+  // Called with the id of every job Cancel() cancelled.
+  void AddCancelListener(std::function<void(int64_t job_id)> on_cancelled);
 
  private:
   void Notify();
@@ -59,6 +63,7 @@ class JobQueue {
   ImporterMetrics* const metrics_;
   absl::Mutex mu_;  // protects listeners_
   std::vector<std::function<void()>> listeners_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void(int64_t)>> cancel_listeners_ ABSL_GUARDED_BY(mu_);
 };
 
 // Lower-case hex SHA-256.

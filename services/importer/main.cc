@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   ImportPipeline pipeline(broker.get(), cfg->pipeline, &metrics);
   WorkerPool workers(store->get(), broker.get(), &pipeline, cfg->workers, &metrics);
   queue.AddListener([&] { workers.Wake(); });
+  queue.AddCancelListener([&](int64_t job_id) { workers.CancelRunning(job_id); });
   HealthSweeper health(store->get(), broker.get(), cfg->health, &metrics);
   std::unique_ptr<WatchFolder> watch;
   if (!cfg->watch_dir.empty()) {

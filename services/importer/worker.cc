@@ -50,6 +50,16 @@ void WorkerPool::Stop() {
   }
 }
 
+bool WorkerPool::CancelRunning(int64_t job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = running_.find(job_id);
+  if (it == running_.end()) return false;
+  it->second.by_api->store(true);
+  it->second.cancelled->store(true);
+  it->second.calls->Cancel();
+  return true;
+}
+
 void WorkerPool::Wake() {
   absl::MutexLock lock(&mu_);
   ++wake_seq_;
@@ -127,6 +137,15 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
   log::Info("job started", {{"job", job.id}, {"attempt", job.attempts}, {"owner", owner}, {"name", job.name}});
   std::atomic<bool> cancelled{false};
   std::atomic<bool> lost{false};
+  std::atomic<bool> cancelled_by_api{false};
+  // The job's broker calls: cancelled by CancelRunning(), and by Stop()
+  // through calls_ (which every worker's calls hang off).
+  CallCanceller job_calls;
+  if (!calls_.Register(&job_calls, [&job_calls] { job_calls.Cancel(); })) job_calls.Cancel();
+  {
+    absl::MutexLock lock(&mu_);
+    running_[job.id] = RunningJob{&cancelled, &cancelled_by_api, &job_calls};
+  }
   std::atomic<double> progress{0};
   absl::Notification done;
   std::thread heartbeat([&] {
@@ -141,7 +160,7 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
     }
   });
   auto plan = pipeline_->Run(
-      job, claimed.nzb, cancelled, [&](double p) { progress.store(p); }, &calls_);
+      job, claimed.nzb, cancelled, [&](double p) { progress.store(p); }, &job_calls);
   absl::Status result;
   std::string path;
   if (plan.ok()) {
@@ -158,6 +177,11 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
   }
   done.Notify();
   heartbeat.join();
+  {
+    absl::MutexLock lock(&mu_);
+    running_.erase(job.id);
+  }
+  calls_.Unregister(&job_calls);
   attempts_finished_.fetch_add(1);
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   if (metrics_) metrics_->job_duration.Observe(secs);
@@ -173,7 +197,7 @@ void WorkerPool::RunJob(const std::string& owner, ClaimedJob claimed) {
     log::Info("job completed", {{"job", job.id}, {"path", path}, {"files", plan->files.size()}, {"seconds", secs}});
     return;
   }
-  if (lost.load() || absl::IsFailedPrecondition(result)) {
+  if (lost.load() || cancelled_by_api.load() || absl::IsFailedPrecondition(result)) {
     // Cancelled through the API or the claim went to another worker: the
     // database already says what happened; nothing was written.
     if (metrics_) metrics_->jobs_finished.Add({{"result", "abandoned"}, {"reason", ""}}).Increment();

@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +74,13 @@ class WorkerPool {
   void Stop();
   // A job was queued: idle workers look now instead of at the next poll.
   void Wake();
+  // The job was cancelled through the API (already CANCELLED in the store):
+  // if a worker of this process runs it, its pipeline stops now — its broker
+  // calls (lease, STATs, fetches) return CANCELLED at once — instead of at
+  // the next heartbeat, and the attempt is abandoned (nothing written).
+  // Returns whether this process was running it. Jobs other processes run
+  // still stop at their heartbeat.
+  bool CancelRunning(int64_t job_id);
 
   const std::string& owner() const { return owner_; }
   // Job attempts this process finished (completed, failed or requeued).
@@ -96,8 +104,15 @@ class WorkerPool {
   // Every broker call of the workers is made with it; Stop() cancels it.
   CallCanceller calls_;
   std::atomic<int64_t> attempts_finished_{0};
-  absl::Mutex mu_;  // protects wake_seq_ and started_
+  absl::Mutex mu_;  // protects wake_seq_, started_ and running_
   int64_t wake_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Jobs running now: what CancelRunning() stops.
+  struct RunningJob {
+    std::atomic<bool>* cancelled;   // the pipeline checks it between steps
+    std::atomic<bool>* by_api;      // CancelRunning() set `cancelled`
+    CallCanceller* calls;           // the job's broker calls
+  };
+  std::map<int64_t, RunningJob> running_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -241,6 +241,7 @@ class ImporterFixture : public ::testing::Test {
                                                in->metrics.get());
     WorkerPool* wp = in->workers.get();
     in->queue->AddListener([wp] { wp->Wake(); });
+    in->queue->AddCancelListener([wp](int64_t id) { wp->CancelRunning(id); });
     if (start) in->workers->Start();
     instances_.push_back(std::move(in));
     return instances_.back().get();

@@ -295,6 +295,33 @@ TEST_F(ImportTest, CancellingARunningJobStopsItAndWritesNothing) {
   EXPECT_EQ(done.state, JobState::kCompleted) << done.message;
 }
 
+// A cancel through the API stops the worker of this process running the job
+// at once: its broker calls are cancelled, so it neither waits for the reply
+// it is blocked on (held at the news server here, never released) nor for
+// its next heartbeat (30 s here).
+TEST_F(ImportTest, CancelThroughTheQueueStopsTheLocalWorkerAtOnce) {
+  std::vector<FakeNntpServer::PostedFile> files;
+  for (int i = 0; i < 4; ++i) files.push_back(Post(absl::StrCat("q", i, ".mkv"), 1000, 1000, absl::StrCat("qx", i)));
+  FakeNntpServer::Gate* gate = nntp_->AddGate("");
+  PipelineOptions p;
+  p.fetch_concurrency = 1;
+  WorkerOptions w = FastWorkers("q", 1);
+  w.heartbeat_interval = absl::Seconds(30);
+  w.heartbeat_timeout = absl::Seconds(90);
+  ImporterInstance* in = StartInstance(w, p);
+  SubmitResult r = Submit(MakeNzb(files), "CancelNow.nzb");
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() > 0; }));
+  auto c = in->queue->Cancel(r.job_id);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->state, JobState::kCancelled);
+  ASSERT_TRUE(WaitUntil([&] { return in->workers->attempts_finished() == 1; }, absl::Seconds(10)))
+      << "the worker waited for its reply or its heartbeat";
+  EXPECT_EQ(store_->GetJob(r.job_id)->state, JobState::kCancelled);
+  EXPECT_TRUE(store_->ListDirectory("/")->empty());
+  EXPECT_FALSE(in->workers->CancelRunning(r.job_id));  // no longer running here
+  gate->ReleaseAll();
+}
+
 // ---- Queue semantics at the store (deterministic, no workers). ----
 
 class QueueTest : public ImporterFixture {
