@@ -106,7 +106,10 @@ absl::StatusOr<FrontendConfig> ParseConfig(const config::ConfigFile& file) {
   return c;
 }
 
-int Run(const std::string& config_path) {
+int Run(const std::string& config_path, int malloc_arenas) {
+  if (malloc_arenas > 0) {
+    log::Info("malloc arenas limited (MALLOC_ARENA_MAX overrides)", {{"arena_max", malloc_arenas}});
+  }
   auto file = config::ConfigFile::Load(config_path);
   if (!file.ok()) {
     log::Error("cannot load config", {{"error", file.status().ToString()}});
@@ -183,6 +186,8 @@ int Run(const std::string& config_path) {
 }  // namespace nzbmesh::frontend
 
 int main(int argc, char** argv) {
+  // Before any thread exists: threads created later share the arenas.
+  const int arenas = nzbmesh::frontend::LimitMallocArenas();
   const std::string path = nzbmesh::InitService(argc, argv, "frontend", "nzbmesh frontend: WebDAV, range GET, SABnzbd API");
-  return nzbmesh::frontend::Run(path);
+  return nzbmesh::frontend::Run(path, arenas);
 }

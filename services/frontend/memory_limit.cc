@@ -1,6 +1,10 @@
 #include "services/frontend/memory_limit.h"
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -44,6 +48,18 @@ int64_t FitStreamMemoryLimit(int64_t configured, std::optional<int64_t> process_
   const int64_t room = std::max(*process_limit / 3, 128 * kMiB);
   const int64_t fit = std::max(*process_limit - room, 32 * kMiB);
   return std::min(configured, fit);
+}
+
+int MallocArenasToSet(const char* malloc_arena_max_env, const char* glibc_tunables_env) {
+  if (malloc_arena_max_env != nullptr && *malloc_arena_max_env != '\0') return 0;
+  if (glibc_tunables_env != nullptr && std::strstr(glibc_tunables_env, "glibc.malloc.arena_max") != nullptr) return 0;
+  return 1;
+}
+
+int LimitMallocArenas() {
+  const int n = MallocArenasToSet(std::getenv("MALLOC_ARENA_MAX"), std::getenv("GLIBC_TUNABLES"));
+  if (n > 0) mallopt(M_ARENA_MAX, n);
+  return n;
 }
 
 }  // namespace nzbmesh::frontend

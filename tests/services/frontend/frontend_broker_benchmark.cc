@@ -89,6 +89,7 @@
 #include "services/broker/broker_service.h"
 #include "services/broker/pool.h"
 #include "services/frontend/frontend_server.h"
+#include "services/frontend/memory_limit.h"
 #include "services/frontend/grpc_segment_fetcher.h"
 #include "tests/fakes/nntp_server/nntp_server.h"
 #include "tests/services/frontend/bench_client.h"
@@ -275,6 +276,11 @@ class CountingFetcher : public SegmentFetcher {
   std::atomic<int64_t> started_{0};
 };
 
+// The frontend process limits glibc's arenas first thing in main()
+// (LimitMallocArenas); this process hosts the frontend, so it does the same
+// before any thread starts. MALLOC_ARENA_MAX in the environment overrides it.
+const int kMallocArenas = LimitMallocArenas();
+
 struct Env {
   Backend backend;
   std::unique_ptr<GrpcSegmentFetcher> fetcher;
@@ -288,6 +294,9 @@ struct Env {
   std::unique_ptr<CountingFetcher> cold_fetcher;
   std::unique_ptr<FrontendServer> cold;
   std::vector<std::string> big_ids;
+  // This process's RSS (MiB) once both frontends listen, before any request:
+  // what BM_PacedStreams' peak is compared with (rss_over_idle_mb).
+  double idle_rss_mb = 0;
 
   Env() : backend(StartBackend()) {
     auto channel = MakeChannel(absl::StrCat("127.0.0.1:", backend.grpc_port), ClientTlsOptions{});
@@ -318,6 +327,7 @@ struct Env {
     cold_fetcher = std::make_unique<CountingFetcher>(fetcher.get());
     cold = std::move(*FrontendServer::Create(cold_o, {cold_fetcher.get(), &caching, &importer, nullptr}));
     if (!server->Start().ok() || !cold->Start().ok()) std::abort();
+    idle_rss_mb = RssMb();
   }
 
   // Waits until the frontend has no broker call left (fetches and sessions of
@@ -717,6 +727,9 @@ void BM_PacedStreams(benchmark::State& state) {
   state.counters["read_ahead_peak_mb"] = static_cast<double>(peak_read_ahead) / 1e6;
   state.counters["limit_mb"] = static_cast<double>(env.server->memory_budget().limit()) / 1e6;
   state.counters["rss_peak_mb"] = peak_rss;
+  // What the streams added to the idle process (MiB, like limit_mib).
+  state.counters["rss_over_idle_mib"] = peak_rss - env.idle_rss_mb;
+  state.counters["limit_mib"] = static_cast<double>(env.server->memory_budget().limit()) / (1 << 20);
   state.counters["heap_in_use_peak_mb"] = peak_malloc;
   state.counters["backend_rss_mb"] = RssMb(env.backend.pid);
   state.counters["frontend_cpu_s"] = frontend_cpu;

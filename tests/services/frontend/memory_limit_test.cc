@@ -65,5 +65,13 @@ TEST(FitStreamMemoryLimitTest, LeavesAThirdOfThePodForEverythingElse) {
   EXPECT_EQ(FitStreamMemoryLimit(64 * kMiB, 512 * kMiB), 64 * kMiB);      // never raised
 }
 
+TEST(MallocArenasTest, OneArenaUnlessTheEnvironmentChooses) {
+  EXPECT_EQ(MallocArenasToSet(nullptr, nullptr), 1);
+  EXPECT_EQ(MallocArenasToSet("", ""), 1);
+  EXPECT_EQ(MallocArenasToSet(nullptr, "glibc.malloc.trim_threshold=1000"), 1);
+  EXPECT_EQ(MallocArenasToSet("4", nullptr), 0);
+  EXPECT_EQ(MallocArenasToSet(nullptr, "glibc.malloc.arena_max=8:glibc.malloc.tcache_count=0"), 0);
+}
+
 }  // namespace
 }  // namespace nzbmesh::frontend
