@@ -180,6 +180,10 @@ int64_t DirectRound(RemoteEnv& env) {
   return total.load();
 }
 
+// The first error of a broker round, for the benchmark's error message.
+absl::Mutex g_round_error_mu;
+std::string g_round_error ABSL_GUARDED_BY(g_round_error_mu);
+
 // The same 128 articles through FetchSegment: 32 concurrent calls (the
 // broker's 16 × 2 slots), 4 after another on each.
 int64_t BrokerRound(RemoteEnv& env, uint32_t chunk_bytes) {
@@ -198,7 +202,15 @@ int64_t BrokerRound(RemoteEnv& env, uint32_t chunk_bytes) {
         v1::FetchSegmentResponse resp;
         int64_t got = 0;
         while (reader->Read(&resp)) got += static_cast<int64_t>(resp.data().size());
-        if (reader->Finish().ok()) total += got;
+        grpc::Status st = reader->Finish();
+        if (st.ok()) {
+          total += got;
+        } else {
+          absl::MutexLock lock(&g_round_error_mu);
+          if (g_round_error.empty()) {
+            g_round_error = absl::StrCat(req.message_id(), ": ", st.error_code(), " ", st.error_message());
+          }
+        }
       }
     });
   }
@@ -210,7 +222,9 @@ int64_t BrokerRound(RemoteEnv& env, uint32_t chunk_bytes) {
 // slower result.
 bool RoundOk(benchmark::State& state, int64_t bytes, const char* what) {
   if (bytes == 128 * kArticleBytes) return true;
-  state.SkipWithError(absl::StrCat(what, " round got ", bytes, " bytes, not 128 articles").c_str());
+  absl::MutexLock lock(&g_round_error_mu);
+  state.SkipWithError(
+      absl::StrCat(what, " round got ", bytes, " bytes, not 128 articles; first error: ", g_round_error).c_str());
   return false;
 }
 
