@@ -9,7 +9,52 @@ namespace nzbmesh::frontend {
 CachingCatalogClient::CachingCatalogClient(CatalogClient* inner, Options options)
     : inner_(inner), options_(options), clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
 
-void CachingCatalogClient::Stat(const std::string& path, EntryCallback done) { inner_->Stat(path, std::move(done)); }
+std::shared_ptr<const FileLayout> CachingCatalogClient::FreshLocked(const std::string& path) {
+  auto it = cache_.find(path);
+  if (it == cache_.end()) return nullptr;
+  if (it->second.expires <= clock_->Now()) {
+    lru_.erase(it->second.lru_pos);
+    cache_.erase(it);
+    return nullptr;
+  }
+  lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
+  return it->second.layout;
+}
+
+void CachingCatalogClient::Stat(const std::string& path, EntryCallback done) {
+  // A file whose layout is cached has its entry in it: the GETs and seeks of
+  // a file being played are answered here, not each by a catalog call (and a
+  // database query behind it), while the catalog confirmed the file
+  // recently. Directories and other files go through.
+  std::shared_ptr<const FileLayout> hit;
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    hit = FreshLocked(path);
+    if (hit != nullptr && cache_[path].confirmed + options_.stat_ttl > clock_->Now()) {
+      ++stat_hits_;
+    } else {
+      hit = nullptr;
+    }
+    generation = generation_;
+  }
+  if (hit != nullptr) {
+    done(hit->entry());
+    return;
+  }
+  inner_->Stat(path, [this, path, generation, done = std::move(done)](absl::StatusOr<importer::v1::Entry> e) {
+    if (absl::IsNotFound(e.status())) {
+      Invalidate(path);  // gone: its layout goes too
+    } else if (e.ok()) {
+      absl::MutexLock lock(&mu_);
+      auto it = cache_.find(path);
+      if (generation == generation_ && it != cache_.end() && it->second.layout->entry().etag() == e->etag()) {
+        it->second.confirmed = clock_->Now();
+      }
+    }
+    done(std::move(e));
+  });
+}
 
 void CachingCatalogClient::ListDirectory(const std::string& path, ListCallback done) {
   inner_->ListDirectory(path, std::move(done));
@@ -20,18 +65,12 @@ void CachingCatalogClient::GetFileLayout(const std::string& path, LayoutCallback
   std::shared_ptr<const FileLayout> hit;
   {
     absl::MutexLock lock(&mu_);
-    auto it = cache_.find(path);
-    if (it != cache_.end()) {
-      if (it->second.expires > clock_->Now()) {
-        ++hits_;
-        lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
-        hit = it->second.layout;
-      } else {
-        lru_.erase(it->second.lru_pos);
-        cache_.erase(it);
-      }
+    hit = FreshLocked(path);
+    if (hit != nullptr) {
+      ++hits_;
+    } else {
+      ++misses_;
     }
-    if (hit == nullptr) ++misses_;
     generation = generation_;
   }
   if (hit != nullptr) {
@@ -44,7 +83,8 @@ void CachingCatalogClient::GetFileLayout(const std::string& path, LayoutCallback
       absl::MutexLock lock(&mu_);
       if (generation == generation_ && !cache_.contains(path)) {
         lru_.push_front(path);
-        cache_[path] = Cached{*result, clock_->Now() + options_.ttl, lru_.begin()};
+        const absl::Time now = clock_->Now();
+        cache_[path] = Cached{*result, now + options_.ttl, now, lru_.begin()};
         while (cache_.size() > options_.max_entries) {
           cache_.erase(lru_.back());
           lru_.pop_back();
@@ -86,6 +126,11 @@ size_t CachingCatalogClient::size() const {
 int64_t CachingCatalogClient::hits() const {
   absl::MutexLock lock(&mu_);
   return hits_;
+}
+
+int64_t CachingCatalogClient::stat_hits() const {
+  absl::MutexLock lock(&mu_);
+  return stat_hits_;
 }
 
 int64_t CachingCatalogClient::misses() const {

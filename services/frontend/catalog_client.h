@@ -62,7 +62,11 @@ class ImporterClient {
 
 // Decorator: caches GetFileLayout results (bounded LRU with a TTL) and drops
 // cached layouts under a path when DeletePath succeeds (or is attempted).
-// Stat/ListDirectory pass through uncached. Thread-safe.
+// Stat of a file whose layout is cached, and which the catalog confirmed in
+// the last `stat_ttl`, is answered with the layout's entry (the GETs of a
+// seek burst make one catalog call, not one each); a Stat that finds the
+// file gone drops its layout. Other Stats and ListDirectory pass through
+// uncached. Thread-safe.
 class CachingCatalogClient : public CatalogClient {
  public:
   struct Options {
@@ -70,6 +74,11 @@ class CachingCatalogClient : public CatalogClient {
     size_t max_entries = 1024;
     // How long a layout is served from cache before it is fetched again.
     absl::Duration ttl = absl::Minutes(5);
+    // How long after the catalog last confirmed a cached file (its layout
+    // fetched, or a Stat that found it with the same ETag) a Stat of it is
+    // answered from the cache. Bounds how long a file deleted elsewhere (by
+    // another frontend, the importer's API) still answers here; 0 = never.
+    absl::Duration stat_ttl = absl::Seconds(10);
     // Time source; nullptr = Clock::Real().
     Clock* clock = nullptr;
   };
@@ -87,13 +96,20 @@ class CachingCatalogClient : public CatalogClient {
   size_t size() const;
   int64_t hits() const;
   int64_t misses() const;
+  // Stat() calls answered from a cached layout's entry.
+  int64_t stat_hits() const;
 
  private:
   struct Cached {
     std::shared_ptr<const FileLayout> layout;
     absl::Time expires;
+    absl::Time confirmed;  // the catalog last said this file version exists
     std::list<std::string>::iterator lru_pos;
   };
+
+  // The cached layout of `path` if it has not expired (an expired one is
+  // dropped); marks it most recently used.
+  std::shared_ptr<const FileLayout> FreshLocked(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   CatalogClient* const inner_;
   const Options options_;
@@ -103,6 +119,7 @@ class CachingCatalogClient : public CatalogClient {
   std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);  // front = most recent
   int64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t misses_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t stat_hits_ ABSL_GUARDED_BY(mu_) = 0;
   // Bumped on every invalidation so a fetch that started before a delete does
   // not re-insert the stale layout.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;

@@ -44,6 +44,10 @@ class FakeCatalog : public CatalogClient {
     absl::MutexLock lock(&mu_);
     return layout_calls_;
   }
+  int stat_calls() const {
+    absl::MutexLock lock(&mu_);
+    return stat_calls_;
+  }
   bool Exists(const std::string& path) const {
     absl::MutexLock lock(&mu_);
     return entries_.contains(path);
@@ -53,6 +57,7 @@ class FakeCatalog : public CatalogClient {
     absl::StatusOr<Entry> r = absl::NotFoundError(path);
     {
       absl::MutexLock lock(&mu_);
+      ++stat_calls_;
       if (!error_.ok()) {
         r = error_;
       } else if (auto it = entries_.find(path); it != entries_.end()) {
@@ -124,6 +129,7 @@ class FakeCatalog : public CatalogClient {
   std::map<std::string, std::shared_ptr<const FileLayout>> layouts_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   int layout_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int stat_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class FakeImporter : public ImporterClient {
