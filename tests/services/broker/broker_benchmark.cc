@@ -46,6 +46,18 @@ namespace {
 using ::nzbmesh::testing::FakeNntpServer;
 constexpr int kArticles = 64;
 constexpr int64_t kArticleBytes = 768000;
+
+// A provider of `conns` × `depth` slots on `server`.
+ProviderOptions ProviderOn(const FakeNntpServer& server, const std::string& name, int conns, int depth) {
+  ProviderOptions p;
+  p.name = name;
+  p.connection.host = "127.0.0.1";
+  p.connection.port = server.port();
+  p.max_connections = conns;
+  p.pipeline_depth = depth;
+  return p;
+}
+
 struct Env {
   std::unique_ptr<FakeNntpServer> server;
   std::vector<std::string> ids;
@@ -59,15 +71,7 @@ struct Env {
       server->PostYencArticle(ids.back(), data, "bench.bin");
     }
   }
-  ProviderOptions Provider(int conns, int depth) const {
-    ProviderOptions p;
-    p.name = "bench";
-    p.connection.host = "127.0.0.1";
-    p.connection.port = server->port();
-    p.max_connections = conns;
-    p.pipeline_depth = depth;
-    return p;
-  }
+  ProviderOptions Provider(int conns, int depth) const { return ProviderOn(*server, "bench", conns, depth); }
 };
 
 Env& GetEnv() {
@@ -400,13 +404,7 @@ void BM_StreamAtProviderLatency(benchmark::State& state) {
   }();
   metrics::Registry registry;
   PoolOptions po;
-  ProviderOptions p;
-  p.name = "latency";
-  p.connection.host = "127.0.0.1";
-  p.connection.port = server->port();
-  p.max_connections = 4;
-  p.pipeline_depth = 2;
-  po.providers = {p};
+  po.providers = {ProviderOn(*server, "latency", 4, 2)};
   po.send_while_reading = state.range(0) != 0;
   constexpr int kWindow = 8, kPerRound = 64;
   po.max_slots_per_stream = kWindow;  // the window fills the 4 × 2 slots

@@ -50,6 +50,20 @@ class ImportTest : public ImporterFixture {
   }
 
   ImporterInstance* Start() { return StartInstance(FastWorkers("t")); }
+
+  // An NZB of `n` posted 1000-byte files, "<prefix><i>.mkv".
+  std::string SmallFilesNzb(int n, const std::string& prefix) {
+    std::vector<FakeNntpServer::PostedFile> files;
+    for (int i = 0; i < n; ++i) {
+      files.push_back(Post(absl::StrCat(prefix, i, ".mkv"), 1000, 1000, absl::StrCat(prefix, i)));
+    }
+    return MakeNzb(files);
+  }
+  static PipelineOptions OneFetchAtATime() {
+    PipelineOptions p;
+    p.fetch_concurrency = 1;
+    return p;
+  }
 };
 
 
@@ -271,13 +285,10 @@ TEST_F(ImportTest, ProviderOutageIsRetriedThenFailsAfterThreeAttempts) {
 }
 
 TEST_F(ImportTest, CancellingARunningJobStopsItAndWritesNothing) {
-  std::vector<FakeNntpServer::PostedFile> files;
-  for (int i = 0; i < 6; ++i) files.push_back(Post(absl::StrCat("f", i, ".mkv"), 1000, 1000, absl::StrCat("cx", i)));
+  const std::string nzb = SmallFilesNzb(6, "cx");
   FakeNntpServer::Gate* gate = nntp_->AddGate("");
-  PipelineOptions p;
-  p.fetch_concurrency = 1;
-  StartInstance(FastWorkers("c", 1), p);
-  SubmitResult r = Submit(MakeNzb(files), "Cancelled.nzb");
+  StartInstance(FastWorkers("c", 1), OneFetchAtATime());
+  SubmitResult r = Submit(nzb, "Cancelled.nzb");
   ASSERT_TRUE(WaitUntil([&] { return gate->waiting() > 0; }));
   auto c = store_->CancelJob(r.job_id);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -300,16 +311,13 @@ TEST_F(ImportTest, CancellingARunningJobStopsItAndWritesNothing) {
 // it is blocked on (held at the news server here, never released) nor for
 // its next heartbeat (30 s here).
 TEST_F(ImportTest, CancelThroughTheQueueStopsTheLocalWorkerAtOnce) {
-  std::vector<FakeNntpServer::PostedFile> files;
-  for (int i = 0; i < 4; ++i) files.push_back(Post(absl::StrCat("q", i, ".mkv"), 1000, 1000, absl::StrCat("qx", i)));
+  const std::string nzb = SmallFilesNzb(4, "qx");
   FakeNntpServer::Gate* gate = nntp_->AddGate("");
-  PipelineOptions p;
-  p.fetch_concurrency = 1;
   WorkerOptions w = FastWorkers("q", 1);
   w.heartbeat_interval = absl::Seconds(30);
   w.heartbeat_timeout = absl::Seconds(90);
-  ImporterInstance* in = StartInstance(w, p);
-  SubmitResult r = Submit(MakeNzb(files), "CancelNow.nzb");
+  ImporterInstance* in = StartInstance(w, OneFetchAtATime());
+  SubmitResult r = Submit(nzb, "CancelNow.nzb");
   ASSERT_TRUE(WaitUntil([&] { return gate->waiting() > 0; }));
   auto c = in->queue->Cancel(r.job_id);
   ASSERT_TRUE(c.ok()) << c.status();
