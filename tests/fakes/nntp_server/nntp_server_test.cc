@@ -7,6 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -16,6 +20,7 @@
 #include "common/yenc/yenc.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/nntp_server/spool.h"
 
 namespace nzbmesh::testing {
 namespace {
@@ -501,6 +506,42 @@ TEST(MakeNzb, ListsFilesGroupsAndSegments) {
   EXPECT_THAT(nzb, HasSubstr("<segment bytes=\"130\" number=\"1\">p.1@nzbmesh.test</segment>"));
   EXPECT_THAT(nzb, HasSubstr("<segment bytes=\"70\" number=\"2\">p.2@nzbmesh.test</segment>"));
   EXPECT_THAT(nzb, HasSubstr("</nzb>"));
+}
+
+// A spooled file's message-ids depend on its bytes alone: adding files to
+// the spool (which sort before it) leaves its NZB, and so a release imported
+// from it, unchanged; new bytes get new ids.
+TEST(SpoolTest, MessageIdsDoNotDependOnTheOtherFilesInTheSpool) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::filesystem::path dir = std::filesystem::path(tmp != nullptr ? tmp : "/tmp") / "spool-ids";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& data) {
+    std::ofstream(dir / name, std::ios::binary) << data;
+  };
+  auto read = [&](const std::string& name) {
+    std::ifstream in(dir / name, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  auto post = [&] {
+    auto server = FakeNntpServer::Start({});
+    ASSERT_TRUE(server.ok()) << server.status();
+    ASSERT_TRUE(PostSpool(server->get(), dir.string(), 1000).ok());
+  };
+  write("movie.mkv", std::string(2500, 'm'));
+  post();
+  const std::string first = read("movie.mkv.nzb");
+  EXPECT_THAT(first, HasSubstr(SpoolMessageIdPrefix(std::string(2500, 'm'), "movie.mkv") + ".1@"));
+  write("aaa.bin", "sorts first");
+  std::filesystem::create_directories(dir / "a-release");
+  write("a-release/a.rar", "volume");
+  post();
+  EXPECT_EQ(read("movie.mkv.nzb"), first);
+  EXPECT_THAT(read("a-release.nzb"), HasSubstr(SpoolMessageIdPrefix("volume", "a.rar")));
+  write("movie.mkv", std::string(2500, 'n'));  // new bytes: new ids
+  post();
+  EXPECT_NE(read("movie.mkv.nzb"), first);
+  EXPECT_NE(SpoolMessageIdPrefix("a", "x"), SpoolMessageIdPrefix("b", "x"));
 }
 
 }  // namespace

@@ -22,10 +22,12 @@
 #include <iterator>
 #include <string>
 
+#include "tests/fakes/nntp_server/spool.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -198,51 +200,9 @@ int main(int argc, char** argv) {
   }
   const std::string spool = absl::GetFlag(FLAGS_spool);
   if (!spool.empty()) {
-    std::error_code ec;
-    int n = 0;
-    // Sorted, so message-ids ("spool.<n>.<name>") depend only on the spool's
-    // contents: several servers over copies of one spool hold the same
-    // articles under the same ids (several providers in end-to-end tests).
-    std::vector<std::filesystem::directory_entry> entries;
-    for (const auto& entry : std::filesystem::directory_iterator(spool, ec)) entries.push_back(entry);
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.path() < b.path(); });
-    for (const auto& entry : entries) {
-      if (entry.is_directory()) {
-        // A subdirectory is one release (e.g. a RAR volume set with PAR2
-        // files): every file in it is posted and one <dir>.nzb lists them all.
-        std::vector<FakeNntpServer::PostedFile> files;
-        std::vector<std::filesystem::path> paths;
-        for (const auto& f : std::filesystem::directory_iterator(entry.path())) {
-          if (f.is_regular_file()) paths.push_back(f.path());
-        }
-        std::sort(paths.begin(), paths.end());
-        for (const auto& path : paths) {
-          std::ifstream in(path, std::ios::binary);
-          std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-          const std::string name = path.filename().string();
-          files.push_back((*server)->PostFile(name, data, absl::GetFlag(FLAGS_part_size),
-                                              absl::StrCat("spool.", n++, ".", name)));
-        }
-        std::ofstream nzb(entry.path().string() + ".nzb", std::ios::binary);
-        nzb << nzbmesh::testing::MakeNzb(files);
-        std::fprintf(stderr, "posted release %s: %zu files\n", entry.path().string().c_str(), files.size());
-        continue;
-      }
-      if (!entry.is_regular_file() || absl::EndsWith(entry.path().string(), ".nzb")) continue;
-      std::ifstream in(entry.path(), std::ios::binary);
-      std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      const std::string name = entry.path().filename().string();
-      auto file = (*server)->PostFile(name, data, absl::GetFlag(FLAGS_part_size),
-                                      absl::StrCat("spool.", n++, ".", name));
-      std::ofstream nzb(entry.path().string() + ".nzb", std::ios::binary);
-      nzb << nzbmesh::testing::MakeNzb({file});
-      std::fprintf(stderr, "posted %s: %zu articles, %s.nzb\n", name.c_str(), file.segments.size(),
-                   entry.path().string().c_str());
-    }
-    if (ec) {
-      std::fprintf(stderr, "nntp_testserver: cannot read --spool %s: %s\n", spool.c_str(),
-                   ec.message().c_str());
+    absl::Status posted = nzbmesh::testing::PostSpool(server->get(), spool, absl::GetFlag(FLAGS_part_size));
+    if (!posted.ok()) {
+      std::fprintf(stderr, "nntp_testserver: %s\n", std::string(posted.message()).c_str());
       return 1;
     }
   }
