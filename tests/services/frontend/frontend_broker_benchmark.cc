@@ -562,6 +562,23 @@ void BM_Sequential2GiB(benchmark::State& state) {
 }
 BENCHMARK(BM_Sequential2GiB)->Iterations(2)->UseManualTime()->Unit(benchmark::kMillisecond);
 
+// A GET of kBigUrl's `range` (e.g. "100-199") on a fresh connection to
+// `port`, timed until the first body byte arrives; the rest of the response
+// is abandoned, as a seeking player does. False when no body byte came.
+bool TimedRangeGet(int port, const std::string& range, absl::Duration* took) {
+  const absl::Time t0 = absl::Now();
+  int fd = Connect(port);
+  SendAll(fd, absl::StrCat("GET ", kBigUrl, " HTTP/1.1\r\nHost: b\r\nRange: bytes=", range, "\r\n\r\n"));
+  std::string body;
+  int64_t len = 0;
+  bool ok = ReadHead(fd, 206, &body, &len);
+  char c;
+  if (ok && body.empty()) ok = recv(fd, &c, 1, 0) == 1;
+  *took = absl::Now() - t0;
+  close(fd);
+  return ok;
+}
+
 // Median µs of one fetch, [0] PROBE, [1] STREAM in a session; set by
 // BM_DirectFetchOne, which runs before BM_TimeToFirstByte.
 double g_direct_fetch_median_us[2] = {0, 0};
@@ -638,17 +655,9 @@ void BM_TimeToFirstByte(benchmark::State& state) {
     const int64_t first = offset(rng);
     const std::string range = bounded ? absl::StrCat(first, "-", first + 65535) : absl::StrCat(first, "-");
     const int64_t fetches0 = env.cold_fetcher->started();
-    absl::Time t0 = absl::Now();
-    int fd = Connect(env.cold->port());
-    SendAll(fd, absl::StrCat("GET ", kBigUrl, " HTTP/1.1\r\nHost: b\r\nRange: bytes=", range, "\r\n\r\n"));
-    std::string body;
-    int64_t len = 0;
-    bool ok = ReadHead(fd, 206, &body, &len);
-    char c;
-    if (ok && body.empty()) ok = recv(fd, &c, 1, 0) == 1;
-    const absl::Duration took = absl::Now() - t0;
+    absl::Duration took;
+    const bool ok = TimedRangeGet(env.cold->port(), range, &took);
     fetches_by_first_byte += env.cold_fetcher->started() - fetches0;
-    close(fd);  // the rest of the response is abandoned, as a seeking player does
     if (!ok) {
       state.SkipWithError("no body");
       break;
@@ -690,19 +699,7 @@ void BM_TimeToFirstByteCached(benchmark::State& state) {
   std::mt19937_64 rng(7);
   std::uniform_int_distribution<int64_t> offset(0, kBigBytes - 65536);
   std::vector<double> us;
-  auto get = [&](const std::string& range, absl::Duration* took) {
-    const absl::Time t0 = absl::Now();
-    int fd = Connect(env.server->port());
-    SendAll(fd, absl::StrCat("GET ", kBigUrl, " HTTP/1.1\r\nHost: b\r\nRange: bytes=", range, "\r\n\r\n"));
-    std::string body;
-    int64_t len = 0;
-    bool ok = ReadHead(fd, 206, &body, &len);
-    char c;
-    if (ok && body.empty()) ok = recv(fd, &c, 1, 0) == 1;
-    *took = absl::Now() - t0;
-    close(fd);
-    return ok;
-  };
+  auto get = [&](const std::string& range, absl::Duration* took) { return TimedRangeGet(env.server->port(), range, took); };
   for (auto _ : state) {
     const int64_t first = offset(rng);
     const std::string range = absl::StrCat(first, "-", first + 65535);
