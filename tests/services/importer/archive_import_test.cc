@@ -365,6 +365,70 @@ std::string Make7z(const std::vector<std::pair<std::string, std::string>>& files
   return out;
 }
 
+// A minimal RAR4 (RAR 1.5–4.x block format) writer for tests: one volume,
+// every file stored (method 0x30), header CRCs as RAR writes them (the low
+// 16 bits of the CRC32 of the header from its type byte on). Enough to put
+// an archive inside a RAR, which the fixtures lack (`rar` is not packaged
+// in Debian, so no real nested RAR set could be made here).
+std::string MakeRar4(const std::vector<std::pair<std::string, std::string>>& files) {
+  auto block = [](uint8_t type, uint16_t flags, const std::string& body) {
+    std::string h;
+    h.push_back(static_cast<char>(type));
+    PutLe(&h, flags, 2);
+    PutLe(&h, 7 + body.size(), 2);
+    h += body;
+    std::string out;
+    PutLe(&out, Crc32(h) & 0xFFFF, 2);
+    return out + h;
+  };
+  std::string out("Rar!\x1a\x07\x00", 7);
+  out += block(0x73, 0x0000, std::string(6, '\0'));  // main header: not a volume, not solid
+  for (const auto& [name, data] : files) {
+    std::string body;
+    PutLe(&body, data.size(), 4);        // PACK_SIZE
+    PutLe(&body, data.size(), 4);        // UNP_SIZE
+    body.push_back('\x02');              // HOST_OS: Windows
+    PutLe(&body, Crc32(data), 4);        // FILE_CRC
+    PutLe(&body, 0x5A8E3C00, 4);         // FTIME (DOS)
+    body.push_back('\x14');              // UNP_VER 2.0
+    body.push_back('\x30');              // METHOD: store
+    PutLe(&body, name.size(), 2);        // NAME_SIZE
+    PutLe(&body, 0x20, 4);               // ATTR: archive
+    body += name;
+    out += block(0x74, 0x8000, body);    // LHD_LONG_BLOCK: data follows
+    out += data;
+  }
+  out += block(0x7b, 0x4000, "");
+  return out;
+}
+
+// A stored 7z inside a stored RAR4: the same expansion with the outer
+// layer's extents taken from RAR file headers.
+TEST_F(ImporterFixture, NestedStoredArchiveInsideARar4IsExpanded) {
+  const std::string movie = RandomBytes(60000, 3);
+  const std::string subs = RandomBytes(2000, 4);
+  const std::string inner = Make7z({{"movie.mkv", movie}, {"subs.srt", subs}});
+  const std::string outer = MakeRar4({{"release.nfo", "about"}, {"inner.7z", inner}});
+  StartInstance(FastWorkers("nest-rar", 1));
+  auto f = nntp_->PostFile("Nested.Rar.Release.rar", outer, 20000, "nested-rar");
+  SubmitResult r = Submit(MakeNzb({f}), "Nested.Rar.Release.nzb", "movies");
+  JobRecord j = WaitFinished(r.job_id);
+  ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
+  auto rel = store_->ListDirectory("/movies/Nested.Rar.Release");
+  ASSERT_TRUE(rel.ok()) << rel.status();
+  std::vector<std::string> names;
+  for (const auto& e : *rel) names.push_back(e.name);
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("movie.mkv", "subs.srt", "release.nfo"));
+  for (const auto& [path, want] : std::vector<std::pair<std::string, std::string>>{
+           {"/movies/Nested.Rar.Release/movie.mkv", movie},
+           {"/movies/Nested.Rar.Release/subs.srt", subs},
+           {"/movies/Nested.Rar.Release/release.nfo", std::string("about")}}) {
+    auto layout = store_->GetFileLayout(path);
+    ASSERT_TRUE(layout.ok()) << path << ": " << layout.status();
+    EXPECT_EQ(Sha256(ReadThroughBroker(*layout)), Sha256(want)) << path;
+  }
+}
+
 // A stored 7z inside a stored 7z: the inner members are cataloged with
 // extents over the outer volume, and read back exactly.
 TEST_F(ImporterFixture, NestedStoredArchiveIsExpandedOneLevelDeep) {
