@@ -402,56 +402,56 @@ std::string MakeRar4(const std::vector<std::pair<std::string, std::string>>& fil
   return out;
 }
 
-// A stored 7z inside a stored RAR4: the same expansion with the outer
-// layer's extents taken from RAR file headers.
-TEST_F(ImporterFixture, NestedStoredArchiveInsideARar4IsExpanded) {
-  const std::string movie = RandomBytes(60000, 3);
-  const std::string subs = RandomBytes(2000, 4);
-  const std::string inner = Make7z({{"movie.mkv", movie}, {"subs.srt", subs}});
-  const std::string outer = MakeRar4({{"release.nfo", "about"}, {"inner.7z", inner}});
-  StartInstance(FastWorkers("nest-rar", 1));
-  auto f = nntp_->PostFile("Nested.Rar.Release.rar", outer, 20000, "nested-rar");
-  SubmitResult r = Submit(MakeNzb({f}), "Nested.Rar.Release.nzb", "movies");
+// Imports `outer` posted as one file named `posted` (release `release` in
+// "movies") and expects exactly `files` in the release, each read back
+// through the broker byte for byte.
+class NestedArchiveTest : public ImporterFixture {
+ protected:
+  void ExpectReleaseOf(const std::string& outer, const std::string& posted, const std::string& release,
+                       const std::vector<std::pair<std::string, std::string>>& files);
+};
+
+void NestedArchiveTest::ExpectReleaseOf(const std::string& outer, const std::string& posted,
+                                        const std::string& release,
+                                        const std::vector<std::pair<std::string, std::string>>& files) {
+  auto f = nntp_->PostFile(posted, outer, 20000, release);
+  SubmitResult r = Submit(MakeNzb({f}), release + ".nzb", "movies");
   JobRecord j = WaitFinished(r.job_id);
   ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
-  auto rel = store_->ListDirectory("/movies/Nested.Rar.Release");
+  auto rel = store_->ListDirectory("/movies/" + release);
   ASSERT_TRUE(rel.ok()) << rel.status();
-  std::vector<std::string> names;
+  std::vector<std::string> names, want_names;
   for (const auto& e : *rel) names.push_back(e.name);
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("movie.mkv", "subs.srt", "release.nfo"));
-  for (const auto& [path, want] : std::vector<std::pair<std::string, std::string>>{
-           {"/movies/Nested.Rar.Release/movie.mkv", movie},
-           {"/movies/Nested.Rar.Release/subs.srt", subs},
-           {"/movies/Nested.Rar.Release/release.nfo", std::string("about")}}) {
+  for (const auto& [name, data] : files) want_names.push_back(name);
+  EXPECT_THAT(names, ::testing::UnorderedElementsAreArray(want_names));
+  for (const auto& [name, data] : files) {
+    const std::string path = absl::StrCat("/movies/", release, "/", name);
     auto layout = store_->GetFileLayout(path);
     ASSERT_TRUE(layout.ok()) << path << ": " << layout.status();
-    EXPECT_EQ(Sha256(ReadThroughBroker(*layout)), Sha256(want)) << path;
+    EXPECT_EQ(Sha256(ReadThroughBroker(*layout)), Sha256(data)) << path;
   }
 }
 
 // A stored 7z inside a stored 7z: the inner members are cataloged with
 // extents over the outer volume, and read back exactly.
-TEST_F(ImporterFixture, NestedStoredArchiveIsExpandedOneLevelDeep) {
+TEST_F(NestedArchiveTest, NestedStoredArchiveIsExpandedOneLevelDeep) {
   const std::string movie = RandomBytes(50000, 1);
   const std::string subs = RandomBytes(3000, 2);
   const std::string inner = Make7z({{"movie.mkv", movie}, {"subs.srt", subs}});
-  const std::string outer = Make7z({{"readme.nfo", "hello"}, {"inner.7z", inner}});
   StartInstance(FastWorkers("nest", 1));
-  auto f = nntp_->PostFile("Nested.Release.7z", outer, 20000, "nested");
-  SubmitResult r = Submit(MakeNzb({f}), "Nested.Release.nzb", "movies");
-  JobRecord j = WaitFinished(r.job_id);
-  ASSERT_EQ(j.state, JobState::kCompleted) << j.message;
-  auto rel = store_->ListDirectory("/movies/Nested.Release");
-  ASSERT_TRUE(rel.ok()) << rel.status();
-  std::vector<std::string> names;
-  for (const auto& e : *rel) names.push_back(e.name);
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("movie.mkv", "subs.srt", "readme.nfo"));
-  auto m = store_->GetFileLayout("/movies/Nested.Release/movie.mkv");
-  ASSERT_TRUE(m.ok()) << m.status();
-  EXPECT_EQ(Sha256(ReadThroughBroker(*m)), Sha256(movie));
-  auto s = store_->GetFileLayout("/movies/Nested.Release/subs.srt");
-  ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ(Sha256(ReadThroughBroker(*s)), Sha256(subs));
+  ExpectReleaseOf(Make7z({{"readme.nfo", "hello"}, {"inner.7z", inner}}), "Nested.Release.7z",
+                  "Nested.Release", {{"movie.mkv", movie}, {"subs.srt", subs}, {"readme.nfo", "hello"}});
+}
+
+// A stored 7z inside a stored RAR4: the same expansion with the outer
+// layer's extents taken from RAR file headers.
+TEST_F(NestedArchiveTest, NestedStoredArchiveInsideARar4IsExpanded) {
+  const std::string movie = RandomBytes(60000, 3);
+  const std::string subs = RandomBytes(2000, 4);
+  const std::string inner = Make7z({{"movie.mkv", movie}, {"subs.srt", subs}});
+  StartInstance(FastWorkers("nest-rar", 1));
+  ExpectReleaseOf(MakeRar4({{"release.nfo", "about"}, {"inner.7z", inner}}), "Nested.Rar.Release.rar",
+                  "Nested.Rar.Release", {{"movie.mkv", movie}, {"subs.srt", subs}, {"release.nfo", "about"}});
 }
 
 // A stored multi-volume RAR5 set inside a stored 3-volume 7z set, both made
