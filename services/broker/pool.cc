@@ -804,6 +804,43 @@ void Pool::OnDialFailedLocked(int pi, const absl::Status& s, std::vector<std::fu
   }
 }
 
+void Pool::TakeSendableLocked(int pi, Conn& conn, bool take_provider_work,
+                              std::vector<std::shared_ptr<FetchOp>>* batch) {
+  Provider& p = *providers_[pi];
+  // In order: BODY up to pipeline_depth, STAT up to stat_pipeline_depth in flight.
+  int room[2] = {p.Depth(false) - conn.in_flight, p.Depth(true) - conn.stat_in_flight};
+  while (true) {
+    std::deque<std::shared_ptr<FetchOp>>* from = nullptr;
+    if (!conn.mine.empty()) {
+      from = &conn.mine;
+    } else if (take_provider_work && !p.work.empty() && !p.work.front()->Avoids(pi, conn.id)) {
+      from = &p.work;
+    } else {
+      break;
+    }
+    std::shared_ptr<FetchOp> op = from->front();
+    const int kind = op->req.stat_only ? 1 : 0;
+    if (room[kind] <= 0) break;
+    --room[kind];
+    from->pop_front();
+    op->stage = FetchOp::Stage::kSent;
+    (kind == 1 ? conn.stat_in_flight : conn.in_flight)++;
+    batch->push_back(std::move(op));
+  }
+}
+
+void Pool::BufferCommands(nntp::Connection* nntp, const std::vector<std::shared_ptr<FetchOp>>& batch,
+                          std::deque<std::shared_ptr<FetchOp>>* sent) {
+  for (const auto& op : batch) {
+    if (op->req.stat_only) {
+      nntp->SendStat(op->req.message_id);
+    } else {
+      nntp->SendBody(op->req.message_id);
+    }
+    sent->push_back(op);
+  }
+}
+
 void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connection* nntp) {
   std::deque<std::shared_ptr<FetchOp>> sent;
   // B15: work assigned to this connection while it reads a reply is sent
@@ -816,26 +853,9 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
       Locked lock(this);
       Provider& p = *providers_[pi];
       if (conn->stop || shutdown_ || p.removed) return;
-      int room[2] = {p.Depth(false) - conn->in_flight, p.Depth(true) - conn->stat_in_flight};
-      while (!conn->mine.empty()) {
-        const std::shared_ptr<FetchOp>& op = conn->mine.front();
-        const int kind = op->req.stat_only ? 1 : 0;
-        if (room[kind] <= 0) break;
-        --room[kind];
-        op->stage = FetchOp::Stage::kSent;
-        (kind == 1 ? conn->stat_in_flight : conn->in_flight)++;
-        more.push_back(op);
-        conn->mine.pop_front();
-      }
+      TakeSendableLocked(pi, *conn, /*take_provider_work=*/false, &more);
     }
-    for (const auto& op : more) {
-      if (op->req.stat_only) {
-        nntp->SendStat(op->req.message_id);
-      } else {
-        nntp->SendBody(op->req.message_id);
-      }
-      sent.push_back(op);
-    }
+    BufferCommands(nntp, more, &sent);
     // A failed write leaves the connection unusable: the read in progress
     // (or the next) fails or ends, and every sent command is answered by
     // FailSent below.
@@ -867,28 +887,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
           keepalive = true;
         }
       }
-      // Fill the pipeline, in order: BODY up to pipeline_depth, STAT up to
-      // stat_pipeline_depth in flight.
-      int room[2] = {p.Depth(false) - conn->in_flight, p.Depth(true) - conn->stat_in_flight};
-      while (true) {
-        std::shared_ptr<FetchOp> op;
-        bool from_mine = false;
-        if (!conn->mine.empty()) {
-          op = conn->mine.front();
-          from_mine = true;
-        } else if (!p.work.empty() && !p.work.front()->Avoids(pi, conn->id)) {
-          op = p.work.front();
-        } else {
-          break;
-        }
-        const int kind = op->req.stat_only ? 1 : 0;
-        if (room[kind] <= 0) break;
-        --room[kind];
-        (from_mine ? conn->mine : p.work).pop_front();
-        op->stage = FetchOp::Stage::kSent;
-        (kind == 1 ? conn->stat_in_flight : conn->in_flight)++;
-        batch.push_back(op);
-      }
+      TakeSendableLocked(pi, *conn, /*take_provider_work=*/true, &batch);
     }
     if (keepalive) {
       absl::Status s = nntp->Date();
@@ -897,14 +896,7 @@ void Pool::RunConnection(int pi, const std::shared_ptr<Conn>& conn, nntp::Connec
       if (!s.ok()) return;
       continue;
     }
-    for (auto& op : batch) {
-      if (op->req.stat_only) {
-        nntp->SendStat(op->req.message_id);
-      } else {
-        nntp->SendBody(op->req.message_id);
-      }
-      sent.push_back(op);
-    }
+    BufferCommands(nntp, batch, &sent);
     if (!batch.empty()) {
       absl::Status s = nntp->Flush();
       if (!s.ok()) {

@@ -319,6 +319,14 @@ class Pool {
                 const absl::Status& s, bool record_failure);
 
   // Connection threads.
+  // Moves what `conn` may send now into *batch, marked sent, up to its
+  // pipeline depths: its own assigned work first, then (take_provider_work)
+  // the provider's unassigned work.
+  void TakeSendableLocked(int p, Conn& conn, bool take_provider_work, std::vector<std::shared_ptr<FetchOp>>* batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Buffers the batch's commands on `nntp` (Flush() sends them) and appends them to `sent`.
+  static void BufferCommands(nntp::Connection* nntp, const std::vector<std::shared_ptr<FetchOp>>& batch,
+                             std::deque<std::shared_ptr<FetchOp>>* sent);
   void ConnectionMain(int p, std::shared_ptr<Conn> conn);
   void RunConnection(int p, const std::shared_ptr<Conn>& conn, nntp::Connection* nntp);
   void OnDialFailedLocked(int p, const absl::Status& s, std::vector<std::function<void()>>* to_run)

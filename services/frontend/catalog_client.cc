@@ -9,7 +9,7 @@ namespace nzbmesh::frontend {
 CachingCatalogClient::CachingCatalogClient(CatalogClient* inner, Options options)
     : inner_(inner), options_(options), clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
 
-std::shared_ptr<const FileLayout> CachingCatalogClient::FreshLocked(const std::string& path) {
+CachingCatalogClient::Cached* CachingCatalogClient::FreshLocked(const std::string& path) {
   auto it = cache_.find(path);
   if (it == cache_.end()) return nullptr;
   if (it->second.expires <= clock_->Now()) {
@@ -18,7 +18,7 @@ std::shared_ptr<const FileLayout> CachingCatalogClient::FreshLocked(const std::s
     return nullptr;
   }
   lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
-  return it->second.layout;
+  return &it->second;
 }
 
 void CachingCatalogClient::Stat(const std::string& path, EntryCallback done) {
@@ -30,11 +30,9 @@ void CachingCatalogClient::Stat(const std::string& path, EntryCallback done) {
   uint64_t generation = 0;
   {
     absl::MutexLock lock(&mu_);
-    hit = FreshLocked(path);
-    if (hit != nullptr && cache_[path].confirmed + options_.stat_ttl > clock_->Now()) {
+    if (const Cached* c = FreshLocked(path); c != nullptr && c->confirmed + options_.stat_ttl > clock_->Now()) {
+      hit = c->layout;
       ++stat_hits_;
-    } else {
-      hit = nullptr;
     }
     generation = generation_;
   }
@@ -65,8 +63,8 @@ void CachingCatalogClient::GetFileLayout(const std::string& path, LayoutCallback
   std::shared_ptr<const FileLayout> hit;
   {
     absl::MutexLock lock(&mu_);
-    hit = FreshLocked(path);
-    if (hit != nullptr) {
+    if (const Cached* c = FreshLocked(path)) {
+      hit = c->layout;
       ++hits_;
     } else {
       ++misses_;

@@ -107,9 +107,9 @@ class CachingCatalogClient : public CatalogClient {
     std::list<std::string>::iterator lru_pos;
   };
 
-  // The cached layout of `path` if it has not expired (an expired one is
-  // dropped); marks it most recently used.
-  std::shared_ptr<const FileLayout> FreshLocked(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cache entry of `path` if it has not expired (an expired one is
+  // dropped); marks it most recently used. Valid until the map changes.
+  Cached* FreshLocked(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   CatalogClient* const inner_;
   const Options options_;
