@@ -15,6 +15,8 @@ struct FileCache::Ticket::Pending {
   bool promote = false;     // promoted before Fetch() returned: promote once the handle exists
   std::vector<std::pair<uint64_t, DataCallback>> waiters;
   bool abandoned = false;  // every waiter withdrew; cancel once the handle exists
+  // The first charged waiter's reservation: the arrived data carries it.
+  std::shared_ptr<BudgetCharge> charge;
 };
 
 absl::StatusOr<std::shared_ptr<const ReadLayout>> ReadLayout::FromProto(const importer::v1::FileLayout& proto) {
@@ -107,10 +109,9 @@ FileCache::FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> 
       missing_ttl_(missing_ttl),
       budget_(budget) {}
 
-FileCache::~FileCache() {
-  absl::MutexLock lock(&mu_);
-  if (budget_ != nullptr) budget_->Release(cached_bytes_);
-}
+// The LRU's segments carry their charges: destroying them releases what
+// nobody else holds.
+FileCache::~FileCache() = default;
 
 std::shared_ptr<const std::string> FileCache::Lookup(int32_t segment) {
   std::shared_ptr<const std::string> data;
@@ -133,48 +134,63 @@ absl::Status FileCache::KnownMissing(int32_t segment) const {
   return it->second.first;
 }
 
-void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string> data, int64_t charged) {
-  const int64_t size = static_cast<int64_t>(data->size());
+void FileCache::InsertLocked(int32_t segment, std::shared_ptr<const std::string>* data, bool charged) {
+  const int64_t size = static_cast<int64_t>((*data)->size());
   auto it = cached_.find(segment);
   if (lru_capacity_ == 0 || detached_ || it != cached_.end()) {
-    if (budget_ != nullptr) budget_->Release(charged);
     if (it != cached_.end()) lru_.splice(lru_.begin(), lru_, it->second.second);
     return;
   }
-  if (budget_ != nullptr && charged == 0) {
+  if (budget_ != nullptr && !charged) {
     // Room from this file's own oldest entries, never from read-ahead (F11).
     while (!budget_->TryReserve(size)) {
-      if (lru_.empty()) return;  // not cached: the budget is read-ahead's
-      EvictOldestLocked();
+      auto victim = OldestSoleLocked();
+      if (victim == lru_.end()) return;  // not cached: the budget is read-ahead's
+      EvictLocked(victim);
     }
+    *data = BudgetCharge::Attach(std::make_shared<BudgetCharge>(budget_, size), std::move(*data));
   }
   cached_bytes_ += size;
   lru_.push_front(segment);
-  cached_[segment] = {std::move(data), lru_.begin()};
-  while (cached_.size() > lru_capacity_) EvictOldestLocked();
+  cached_[segment] = {*data, lru_.begin()};
+  while (cached_.size() > lru_capacity_) EvictLocked(std::prev(lru_.end()));
 }
 
-int64_t FileCache::EvictOldestLocked() {
-  auto it = cached_.find(lru_.back());
+int64_t FileCache::EvictLocked(std::list<int32_t>::iterator pos) {
+  auto it = cached_.find(*pos);
   const int64_t size = static_cast<int64_t>(it->second.first->size());
+  // Under mu_ nobody can take a new reference to a cached segment, so a
+  // count of one means erasing it frees the bytes (and releases its charge).
+  const bool sole = it->second.first.use_count() == 1;
   cached_.erase(it);
-  lru_.pop_back();
+  lru_.erase(pos);
   cached_bytes_ -= size;
-  if (budget_ != nullptr) budget_->Release(size);
-  return size;
+  return sole ? size : 0;
+}
+
+std::list<int32_t>::iterator FileCache::OldestSoleLocked() {
+  for (auto pos = lru_.end(); pos != lru_.begin();) {
+    --pos;
+    if (cached_.at(*pos).first.use_count() == 1) return pos;
+  }
+  return lru_.end();
 }
 
 int64_t FileCache::EvictBytes(int64_t n) {
   absl::MutexLock lock(&mu_);
   int64_t freed = 0;
-  while (freed < n && !lru_.empty()) freed += EvictOldestLocked();
+  while (freed < n) {
+    auto victim = OldestSoleLocked();
+    if (victim == lru_.end()) break;
+    freed += EvictLocked(victim);
+  }
   return freed;
 }
 
 void FileCache::Detach() {
   absl::MutexLock lock(&mu_);
   detached_ = true;
-  while (!lru_.empty()) EvictOldestLocked();
+  while (!lru_.empty()) EvictLocked(std::prev(lru_.end()));
 }
 
 int64_t FileCache::cached_bytes() const {
@@ -183,7 +199,7 @@ int64_t FileCache::cached_bytes() const {
 }
 
 std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const FetchOptions& options,
-                                                      DataCallback done) {
+                                                      DataCallback done, std::shared_ptr<BudgetCharge> charge) {
   std::shared_ptr<Ticket::Pending> pending;
   uint64_t waiter = 0;
   bool start = false;
@@ -213,6 +229,7 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
         start = true;
         ++fetches_started_;
       }
+      if (pending->charge == nullptr) pending->charge = std::move(charge);
       waiter = next_waiter_++;
       pending->waiters.emplace_back(waiter, std::move(done));
     }
@@ -259,13 +276,19 @@ std::unique_ptr<FileCache::Ticket> FileCache::Acquire(int32_t segment, const Fet
 void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result) {
   std::vector<std::pair<uint64_t, DataCallback>> waiters;
   absl::StatusOr<std::shared_ptr<const std::string>> out = nullptr;
-  // Room for the new segment, taken (outside this cache's lock: the
+  // A fetch nobody charged (a caller without a budget) is charged here if
+  // the LRU is to keep it, with room taken (outside this cache's lock: the
   // reclaimer locks every cache) from the segments of less recently opened
   // files when the budget is full; never from read-ahead (F11).
-  int64_t charged = 0;
+  std::shared_ptr<BudgetCharge> own_charge;
+  bool uncharged = false;
   if (result.ok() && !result->info.damaged && budget_ != nullptr && lru_capacity_ > 0) {
+    absl::MutexLock lock(&mu_);
+    uncharged = pending->charge == nullptr || pending->charge->attached();
+  }
+  if (uncharged) {
     const int64_t size = static_cast<int64_t>(result->data->size());
-    if (budget_->ReserveOrReclaim(size)) charged = size;
+    if (budget_->ReserveOrReclaim(size)) own_charge = std::make_shared<BudgetCharge>(budget_, size);
   }
   {
     absl::MutexLock lock(&mu_);
@@ -277,12 +300,29 @@ void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pend
                                              "> decoded to ", result->data->size(), " bytes; the catalog expects ",
                                              expected, " (no clean copy on any provider)"));
     } else if (result.ok()) {
-      out = result->data;
+      // The bytes carry one charge from here on, wherever they are held.
+      // (A cache without a budget keeps them uncharged: it counts nothing.)
+      std::shared_ptr<const std::string> data = std::move(result->data);
+      std::shared_ptr<const std::string> raw = data;
+      bool charged = false;
+      if (pending->charge != nullptr && !pending->charge->attached()) {
+        data = BudgetCharge::Attach(std::move(pending->charge), std::move(data));
+        charged = true;
+      } else if (own_charge != nullptr) {
+        data = BudgetCharge::Attach(std::move(own_charge), std::move(data));
+        charged = true;
+      }
       // A damaged copy is served (better a glitch than an aborted stream) but
       // not kept: the next read asks the broker again, so a healed provider
-      // or a re-post is picked up instead of replaying the damage. (Nothing
-      // was charged for it above.)
-      if (!result->info.damaged) InsertLocked(segment, result->data, charged);
+      // or a re-post is picked up instead of replaying the damage.
+      if (!result->info.damaged) {
+        if (budget_ != nullptr) {
+          InsertLocked(segment, &data, charged);
+        } else {
+          InsertLocked(segment, &raw, false);
+        }
+      }
+      out = std::move(data);
     } else {
       out = result.status();
       if (absl::IsNotFound(result.status())) missing_[segment] = {result.status(), absl::Now()};
@@ -291,7 +331,16 @@ void FileCache::OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pend
     if (it != pending_.end() && it->second == pending) pending_.erase(it);
     waiters.swap(pending->waiters);
   }
-  for (auto& [id, cb] : waiters) cb(out);
+  // The last waiter gets this function's reference too, so once the
+  // callbacks have dropped theirs the LRU can free the segment (EvictBytes
+  // frees only what nothing else holds).
+  for (size_t i = 0; i < waiters.size(); ++i) {
+    if (i + 1 < waiters.size()) {
+      waiters[i].second(out);
+    } else {
+      waiters[i].second(std::move(out));
+    }
+  }
 }
 
 void FileCache::Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64_t waiter) {

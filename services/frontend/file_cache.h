@@ -85,11 +85,13 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   // A segment found missing is not fetched again for `missing_ttl` (F3: no
   // reader re-fetches it); after that a provider may have it again (a
   // backbone outage, a re-post), so it is tried afresh.
-  // `budget` (may be null; must outlive the cache) is charged the bytes of
-  // every segment the LRU holds (F11). When it is full a new segment takes
-  // the room of cached segments (through the budget's reclaimer: least
-  // recently opened files first, else this file's own oldest), or is not
-  // kept; it never takes bytes that read-ahead holds.
+  // `budget` (may be null; must outlive the cache and every segment it hands
+  // out) is charged the bytes of every segment the LRU holds (F11), once:
+  // a segment fetched with a reader's charge keeps that charge in the LRU,
+  // one fetched without is charged here. When the budget is full a new
+  // segment takes the room of cached segments (through the budget's
+  // reclaimer: least recently opened files first, else this file's own
+  // oldest), or is not kept; it never takes bytes that read-ahead holds.
   FileCache(SegmentFetcher* fetcher, std::shared_ptr<const ReadLayout> layout, size_t lru_capacity,
             FrontendMetrics* metrics = nullptr, absl::Duration missing_ttl = absl::Seconds(60),
             MemoryBudget* budget = nullptr);
@@ -109,7 +111,12 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   // than the layout's segment size is delivered as DATA_LOSS. `done` runs once
   // unless the ticket is cancelled first; it may run inline. Returns nullptr
   // when `done` already ran (cache hit or known missing).
-  std::unique_ptr<Ticket> Acquire(int32_t segment, const FetchOptions& options, DataCallback done);
+  // `charge` (may be null) is the caller's reservation for the segment's
+  // bytes: the fetch keeps it, and the delivered data carries it
+  // (BudgetCharge::Attach). A caller joining a fetch already charged keeps
+  // its own reservation until its data arrives (then drops it).
+  std::unique_ptr<Ticket> Acquire(int32_t segment, const FetchOptions& options, DataCallback done,
+                                  std::shared_ptr<BudgetCharge> charge = nullptr);
 
   // The segment a reader now needs: if its fetch is pending and was started
   // as read-ahead, promotes it at the broker once (FetchHandle::Promote, B13);
@@ -118,11 +125,14 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
 
   int64_t fetches_started() const;
   int64_t lru_hits() const;
-  // Bytes of the segments the LRU holds now (what it has charged to the budget).
+  // Bytes of the segments the LRU holds now (each charged to the budget once,
+  // together with any reader holding the same segment).
   int64_t cached_bytes() const;
 
-  // Evicts least recently used segments until at least `n` bytes are freed
-  // or the LRU is empty; returns the bytes freed (released to the budget).
+  // Evicts least recently used segments that nothing but the LRU holds until
+  // at least `n` bytes are freed or none is left; returns the bytes freed
+  // (released to the budget). A segment a reader or a client write still
+  // holds is kept: dropping it from the LRU would free nothing.
   int64_t EvictBytes(int64_t n);
   // Empties the LRU and stops caching (the registry forgot this file; readers
   // still holding it keep working uncached, so no bytes stay charged where
@@ -132,13 +142,18 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
  private:
   void OnFetched(int32_t segment, std::shared_ptr<Ticket::Pending> pending, absl::StatusOr<Segment> result);
   void Withdraw(const std::shared_ptr<Ticket::Pending>& pending, uint64_t waiter);
-  // Caches `data`. `charged` bytes of the budget are already reserved for it
-  // (0 = reserve here, evicting this file's own oldest entries if needed);
-  // they are released when the segment is not kept.
-  void InsertLocked(int32_t segment, std::shared_ptr<const std::string> data, int64_t charged)
+  // Caches `*data`. `charged`: it already carries a charge (else, with a
+  // budget, one is reserved here, evicting this file's own oldest entries if
+  // needed, and `*data` is replaced by the charged pointer; without room the
+  // segment is not kept).
+  void InsertLocked(int32_t segment, std::shared_ptr<const std::string>* data, bool charged)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops the least recently used segment; returns its bytes (released).
-  int64_t EvictOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the entry `it` points at; returns its bytes if that freed them
+  // (nothing else held the segment), else 0.
+  int64_t EvictLocked(std::list<int32_t>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The least recently used entry nothing but the LRU holds (what evicting
+  // frees), or lru_.end().
+  std::list<int32_t>::iterator OldestSoleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   SegmentFetcher* const fetcher_;
   const std::shared_ptr<const ReadLayout> layout_;

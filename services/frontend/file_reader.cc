@@ -55,7 +55,7 @@ FileReader::FileReader(const ReaderEnv& env, std::shared_ptr<FileCache> file, in
 
 FileReader::~FileReader() {
   // No fetch callback can be outstanding (each holds a reference), so only
-  // ready slots remain; their charges go with them (BudgetCharge).
+  // ready slots remain; their segments carry their charges (BudgetCharge).
 }
 
 void FileReader::AttachSession(std::shared_ptr<const StreamSession> session) {
@@ -140,7 +140,7 @@ void FileReader::PumpLocked(Actions* a) {
     if (env_.budget != nullptr) s.charge = std::make_shared<BudgetCharge>(env_.budget, need);
     s.attempts = 1;
     s.fetch_id = next_fetch_id_++;
-    a->fetch.emplace_back(seg, s.fetch_id);
+    a->fetch.push_back({seg, s.fetch_id, s.charge});
   }
   if (!target.empty()) {
     // The read position has reached a segment fetched as read-ahead: it is
@@ -214,11 +214,9 @@ FileReader::Take FileReader::TakeLocked(size_t max, absl::StatusOr<Chunk>* out) 
     *out = failed_;
     return Take::kError;
   }
-  // A charged segment's chunks hold its charge (BudgetCharge), so its bytes
-  // stay counted while the consumer still writes them.
-  std::shared_ptr<const std::string> owner =
-      it->second.charge != nullptr ? std::shared_ptr<const std::string>(it->second.charge, data.get()) : data;
-  *out = Chunk{std::move(owner), data->data() + seg_off, static_cast<size_t>(n)};
+  // The chunk shares the segment's ownership, and so its charge
+  // (BudgetCharge): its bytes stay counted while the consumer still writes them.
+  *out = Chunk{data, data->data() + seg_off, static_cast<size_t>(n)};
   pos_ += n;
   stats_.position = pos_;
   stats_.bytes_delivered += n;
@@ -244,14 +242,15 @@ void FileReader::Run(Actions a) {
       if (piece_ < layout_->pieces.size()) needed_now = layout_->pieces[piece_].segment;
     }
     auto self = shared_from_this();
-    for (const auto& [seg, id] : a.fetch) {
+    for (auto& [seg, id, charge] : a.fetch) {
       // Every other segment is read-ahead: the broker serves it after
       // needed-now fetches (B12).
       opts.read_ahead = seg != needed_now;
       std::unique_ptr<FileCache::Ticket> ticket =
           file_->Acquire(seg, opts, [self, seg = seg, id = id](absl::StatusOr<std::shared_ptr<const std::string>> r) {
             self->OnData(seg, id, std::move(r));
-          });
+          },
+          std::move(charge));
       if (ticket == nullptr) continue;
       bool keep = false;
       bool promote = false;
@@ -290,8 +289,8 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     const bool first_arrival = result.ok() && !ramped_;
     if (result.ok()) {
       s.state = SlotState::kReady;
-      s.data = *std::move(result);
-      if (s.charge != nullptr) s.charge->data = s.data;
+      s.data = *std::move(result);  // carries the segment's charge now
+      s.charge.reset();
       ramped_ = true;  // before it, this was the only fetch: the first segment is here (F10)
     } else if (IsTransient(result.status()) && s.attempts < options_.max_fetch_attempts && !closed()) {
       s.fetch_id = next_fetch_id_++;
@@ -302,7 +301,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
           if (auto self = weak.lock()) self->Retry(segment, id);
         });
       } else {
-        a.fetch.emplace_back(segment, s.fetch_id);
+        a.fetch.push_back({segment, s.fetch_id, s.charge});
       }
       ++s.attempts;
     } else {
@@ -337,7 +336,7 @@ void FileReader::Retry(int32_t segment, uint64_t fetch_id) {
     auto it = slots_.find(segment);
     if (it == slots_.end() || it->second.fetch_id != fetch_id || it->second.retry_id == 0 || drained_) return;
     it->second.retry_id = 0;
-    a.fetch.emplace_back(segment, fetch_id);
+    a.fetch.push_back({segment, fetch_id, it->second.charge});
   }
   Run(std::move(a));
 }
@@ -429,7 +428,13 @@ void FileReader::Drain() {
 FileReader::Stats FileReader::stats() const {
   absl::MutexLock lock(&mu_);
   Stats s = stats_;
-  for (const auto& [seg, slot] : slots_) s.reserved_bytes += slot.charge != nullptr ? slot.charge->bytes() : 0;
+  for (const auto& [seg, slot] : slots_) {
+    if (slot.charge != nullptr) {
+      s.reserved_bytes += slot.charge->bytes();
+    } else if (slot.data != nullptr) {
+      s.reserved_bytes += static_cast<int64_t>(slot.data->size());
+    }
+  }
   return s;
 }
 

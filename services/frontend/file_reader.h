@@ -95,7 +95,7 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
     int in_flight = 0;          // fetches outstanding now
     int max_in_flight = 0;
     int64_t stalls = 0;         // times the consumer had to wait
-    int64_t reserved_bytes = 0; // budget held now
+    int64_t reserved_bytes = 0; // bytes its slots hold now (reserved or arrived)
   };
 
   // Reads [begin, end) of `file`, clamped to the file size (F6). Starts
@@ -135,9 +135,9 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
     std::shared_ptr<const std::string> data;
     absl::Status status;
     std::unique_ptr<FileCache::Ticket> ticket;
-    // Its bytes in the budget (null without one, or for a segment the LRU
-    // already held); released when the slot and every chunk handed out of
-    // it are gone.
+    // The reservation for a pending fetch's bytes (null without a budget).
+    // Handed to the fetch; once the segment arrives, `data` carries the
+    // segment's one charge (BudgetCharge::Attach) and this is dropped.
     std::shared_ptr<BudgetCharge> charge;
     int attempts = 0;
     uint64_t fetch_id = 0;
@@ -148,7 +148,12 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
   };
   // Work decided under the lock and run after it is released.
   struct Actions {
-    std::vector<std::pair<int32_t, uint64_t>> fetch;  // (segment, fetch_id)
+    struct Fetch {
+      int32_t segment;
+      uint64_t fetch_id;
+      std::shared_ptr<BudgetCharge> charge;  // the slot's reservation (may be null)
+    };
+    std::vector<Fetch> fetch;
     std::vector<std::unique_ptr<FileCache::Ticket>> cancel;
     std::vector<uint64_t> cancel_retries;
     std::vector<int32_t> promote;  // read-ahead the reader now needs (F12)

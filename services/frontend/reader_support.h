@@ -21,12 +21,11 @@ namespace nzbmesh::frontend {
 
 // Bytes of decoded segments held by the frontend (`stream_memory_limit`):
 // every reader's read-ahead window and every file's segment LRU (F11).
-// Lock-free. Readers reserve before fetching ahead and give the bytes back
-// when the segment is consumed or dropped; a FileCache reserves a segment's
-// bytes while its LRU holds it.
-//
-// A segment held by a reader and by the LRU at once is charged twice, so
-// used() bounds the bytes really held from above.
+// Lock-free. A reader reserves a segment's bytes before it fetches it; the
+// reservation becomes the segment's BudgetCharge, which the decoded bytes
+// carry wherever they go (reader slots, the LRU, chunks on their way to a
+// client), so a segment is charged once however many hold it and stays
+// charged until the last of them lets go.
 //
 // Priority: read-ahead and a newly fetched segment (ReserveOrReclaim) may
 // take bytes from cached segments through the reclaimer; nothing ever takes
@@ -71,11 +70,11 @@ class MemoryBudget {
 };
 
 // Bytes reserved in a MemoryBudget, given back when the last reference to
-// the charge goes away. A reader's slot holds its segment's charge, and so
-// does every chunk of that segment it hands out (FileReader::Chunk::owner
-// aliases the charge), so bytes on their way to a client — an HTTP write
-// still in progress after the reader moved past the segment — stay counted
-// in stream_memory_limit until the last of them is dropped.
+// the charge goes away. A fetch in flight is held by its reader's slot
+// through its charge; once the segment arrives, Attach() binds the decoded
+// bytes to the charge and hands out pointers whose owner is the charge, so
+// every holder of the segment — reader slots, the file's LRU, a chunk an
+// HTTP write is still sending — keeps the same one charge alive.
 class BudgetCharge {
  public:
   // `bytes` must already be reserved in `budget` (not null).
@@ -84,13 +83,26 @@ class BudgetCharge {
   BudgetCharge(const BudgetCharge&) = delete;
   BudgetCharge& operator=(const BudgetCharge&) = delete;
   int64_t bytes() const { return bytes_; }
-  // The charged segment once it has arrived; set before any chunk of it is
-  // handed out, never changed after.
-  std::shared_ptr<const std::string> data;
+  // True once Attach() gave the charge its segment.
+  bool attached() const { return data_ != nullptr; }
+
+  // Binds `data` (the arrived segment) to `charge`, once: the returned
+  // pointer shares ownership of the charge, so the bytes stay charged while
+  // it or any copy lives. Callers hand over their reference to the charge
+  // (the holders of the segment are then exactly the holders of the charge,
+  // which FileCache::EvictBytes relies on). Not thread-safe against itself
+  // (the FileCache's lock serialises it).
+  static std::shared_ptr<const std::string> Attach(std::shared_ptr<BudgetCharge> charge,
+                                                   std::shared_ptr<const std::string> data) {
+    charge->data_ = std::move(data);
+    const std::string* bytes = charge->data_.get();
+    return std::shared_ptr<const std::string>(std::move(charge), bytes);
+  }
 
  private:
   MemoryBudget* const budget_;
   const int64_t bytes_;
+  std::shared_ptr<const std::string> data_;  // set by Attach(), never changed after
 };
 
 // Runs close/drain work on at most `threads` threads started lazily; when

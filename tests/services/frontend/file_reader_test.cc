@@ -778,6 +778,7 @@ TEST_F(ReaderTest, F11_NewSegmentTakesTheRoomOfOlderFilesCache) {
     bool ok = false;
     auto t = f.Acquire(seg, {}, [&](absl::StatusOr<std::shared_ptr<const std::string>> r) {
       ok = r.ok() && (*r)->size() == static_cast<size_t>(kSeg);
+      r = nullptr;  // hold no reference once the test goes on: the LRU may then free it
       done.Notify();
     });
     EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
@@ -800,6 +801,70 @@ TEST_F(ReaderTest, F11_NewSegmentTakesTheRoomOfOlderFilesCache) {
   EXPECT_EQ(newer->cached_bytes(), 0);
   EXPECT_EQ(budget.used(), 3 * kSeg);
   budget.Release(3 * kSeg);
+}
+
+// F11: a segment is charged once however many hold it. A reader's
+// read-ahead that the LRU also keeps counts its bytes one time, and bytes a
+// reader still holds stay charged when the cache lets them go (evicted for
+// room, or the file forgotten) until the reader drops them too.
+TEST_F(ReaderTest, F11_ASegmentIsChargedOnceWhoeverHoldsIt) {
+  constexpr int64_t kSeg = 10000;
+  MemoryBudget budget(100 * kSeg);
+  FileCacheRegistry registry(&fetcher_, 64, 8, nullptr, absl::Seconds(60), &budget);
+  budget.SetReclaimer([&](int64_t n) { return registry.Reclaim(n); });
+  ReaderEnv e{&budget, &closers_, &scheduler_};
+  auto file = registry.Get(MakeFile(4, kSeg, 0, "once")->layout_ptr());
+  const std::string want = content_;
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 4;
+  auto open_and_fill = [&] {
+    auto r = FileReader::Open(e, file, 0, file->layout().size, o);
+    char c;
+    EXPECT_EQ(r->Read(&c, 1).value_or(0), 1u);
+    EXPECT_EQ(c, want[0]);
+    // The whole file is in the window: every segment in the reader's slots
+    // and in the LRU.
+    EXPECT_TRUE(fetcher_.WaitFor(
+        [&](const FakeSegmentFetcher& f) {
+          return f.in_flight() == 0 && file->cached_bytes() == 4 * kSeg && r->stats().reserved_bytes == 4 * kSeg;
+        },
+        absl::Seconds(5)));
+    return r;
+  };
+  auto first = open_and_fill();
+  // Held by the reader's window and by the LRU: charged once.
+  EXPECT_EQ(file->cached_bytes(), 4 * kSeg);
+  EXPECT_EQ(budget.used(), 4 * kSeg);
+  first->Close();
+  ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher&) { return first->stats().reserved_bytes == 0; },
+                               absl::Seconds(5)));
+  EXPECT_EQ(budget.used(), 4 * kSeg);  // the LRU alone holds them now
+
+  // A second reader takes its window from the LRU (no fetch).
+  const int64_t fetched = fetcher_.total_calls();
+  auto second = open_and_fill();
+  EXPECT_EQ(fetcher_.total_calls(), fetched);
+  EXPECT_EQ(budget.used(), 4 * kSeg);
+  // Evicting what the reader holds would free nothing, so nothing is evicted.
+  EXPECT_EQ(registry.Reclaim(4 * kSeg), 0);
+  EXPECT_EQ(file->cached_bytes(), 4 * kSeg);
+  // Forgetting the file empties its LRU; the reader's bytes stay charged.
+  registry.Invalidate("/");
+  EXPECT_EQ(file->cached_bytes(), 0);
+  EXPECT_EQ(budget.used(), 4 * kSeg);
+  std::string rest(4 * kSeg - 1, '\0');
+  size_t got = 0;
+  while (got < rest.size()) {
+    auto n = second->Read(rest.data() + got, rest.size() - got);
+    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_GT(*n, 0u);
+    got += *n;
+  }
+  EXPECT_EQ(want.substr(1), rest);
+  second->Close();
+  ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher&) { return budget.used() == 0; }, absl::Seconds(5)));
+  EXPECT_LE(budget.peak(), 4 * kSeg);
 }
 
 TEST(ReadLayoutTest, ArchiveExtentsMapAcrossVolumes) {

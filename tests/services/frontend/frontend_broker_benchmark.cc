@@ -40,7 +40,9 @@
 //                           at once and read at 2 MB/s in 64 KiB reads for
 //                           5 s: worst wait for wanted bytes, slowest start,
 //                           peaks of the frontend's RSS, live heap and
-//                           read-ahead budget against stream_memory_limit
+//                           read-ahead budget against stream_memory_limit;
+//                           the live heap beside the budget's bytes and
+//                           malloc's free arena bytes when RSS peaked
 //   BM_CloseLatencyBlocked  a GET that has its first segment and is blocked on
 //                           the second (the news server holds its reply for
 //                           1 s); time from the client's close() to the
@@ -730,6 +732,9 @@ void BM_PacedStreams(benchmark::State& state) {
   double peak_rss = 0;
   double frontend_cpu = 0, backend_cpu = 0;
   double peak_malloc = 0;  // bytes malloc has handed out and not got back (live heap)
+  // Live heap beside the budget's bytes (gRPC call state, HTTP sessions, the
+  // clients), and malloc's free bytes in its arena when RSS peaked (slack).
+  double peak_beside = 0, free_at_rss_peak = 0;
   for (auto _ : state) {
     std::vector<ClientStream> streams(n);
     for (int i = 0; i < n; ++i) {
@@ -740,9 +745,14 @@ void BM_PacedStreams(benchmark::State& state) {
     std::thread sampler([&] {
       while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(10))) {
         peak_read_ahead = std::max(peak_read_ahead, env.server->memory_budget().used());
-        peak_rss = std::max(peak_rss, RssMb());
+        const double rss = RssMb();
         struct mallinfo2 mi = mallinfo2();
-        peak_malloc = std::max(peak_malloc, static_cast<double>(mi.uordblks + mi.hblkhd) / (1 << 20));
+        const double heap = static_cast<double>(mi.uordblks + mi.hblkhd) / (1 << 20);
+        if (rss > peak_rss) free_at_rss_peak = static_cast<double>(mi.fordblks) / (1 << 20);
+        peak_rss = std::max(peak_rss, rss);
+        peak_malloc = std::max(peak_malloc, heap);
+        peak_beside =
+            std::max(peak_beside, heap - static_cast<double>(env.server->memory_budget().used()) / (1 << 20));
       }
     });
     CpuMeter meter(env.backend.pid);
@@ -770,6 +780,8 @@ void BM_PacedStreams(benchmark::State& state) {
   state.counters["rss_over_idle_mib"] = peak_rss - env.idle_rss_mb;
   state.counters["limit_mib"] = static_cast<double>(env.server->memory_budget().limit()) / (1 << 20);
   state.counters["heap_in_use_peak_mb"] = peak_malloc;
+  state.counters["heap_beside_budget_peak_mib"] = peak_beside;
+  state.counters["malloc_free_at_rss_peak_mib"] = free_at_rss_peak;
   state.counters["backend_rss_mb"] = RssMb(env.backend.pid);
   state.counters["frontend_cpu_s"] = frontend_cpu;
   state.counters["backend_cpu_s"] = backend_cpu;
