@@ -84,6 +84,18 @@ void FileReader::PumpLocked(Actions* a) {
   // fetched (F10): the needed one does not share the broker's connections
   // with a burst of read-ahead.
   int want = ramped_ ? window_ : std::clamp(options_.fresh_read_ahead, 1, window_);
+  if (!ramped_ && want > 1 && !fresh_delay_passed_ && env_.scheduler != nullptr &&
+      options_.fresh_read_ahead_delay > absl::ZeroDuration()) {
+    // The needed segment goes first, alone; its read-ahead follows if it is
+    // not here within fresh_read_ahead_delay.
+    want = 1;
+    if (fresh_timer_ == 0) {
+      std::weak_ptr<FileReader> weak = weak_from_this();
+      fresh_timer_ = env_.scheduler->Schedule(options_.fresh_read_ahead_delay, [weak] {
+        if (auto self = weak.lock()) self->OnFreshDelay();
+      });
+    }
+  }
   if (options_.traffic_class == TrafficClass::kStream && want > 2) {
     // F13: no more in flight than the reader's fair share of the broker's
     // STREAM slots (plus the needed-now one), never below one read-ahead.
@@ -163,6 +175,7 @@ void FileReader::PumpLocked(Actions* a) {
     if (first != slots_.end() && first->second.state != SlotState::kPending) {
       // The first segment was cached: open the window (once; `ramped_` stops the recursion).
       ramped_ = true;
+      CancelFreshTimerLocked(a);
       PumpLocked(a);
       return;
     }
@@ -292,6 +305,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
       s.data = *std::move(result);  // carries the segment's charge now
       s.charge.reset();
       ramped_ = true;  // before it, this was the only fetch: the first segment is here (F10)
+      CancelFreshTimerLocked(&a);
     } else if (IsTransient(result.status()) && s.attempts < options_.max_fetch_attempts && !closed()) {
       s.fetch_id = next_fetch_id_++;
       if (env_.scheduler != nullptr) {
@@ -337,6 +351,24 @@ void FileReader::Retry(int32_t segment, uint64_t fetch_id) {
     if (it == slots_.end() || it->second.fetch_id != fetch_id || it->second.retry_id == 0 || drained_) return;
     it->second.retry_id = 0;
     a.fetch.push_back({segment, fetch_id, it->second.charge});
+  }
+  Run(std::move(a));
+}
+
+void FileReader::CancelFreshTimerLocked(Actions* a) {
+  if (fresh_timer_ != 0) a->cancel_retries.push_back(fresh_timer_);
+  fresh_timer_ = 0;
+}
+
+void FileReader::OnFreshDelay() {
+  if (closed()) return;
+  Actions a;
+  {
+    absl::MutexLock lock(&mu_);
+    fresh_delay_passed_ = true;
+    fresh_timer_ = 0;
+    if (ramped_ || drained_) return;  // the first segment won the race
+    PumpLocked(&a);
   }
   Run(std::move(a));
 }
@@ -412,6 +444,7 @@ void FileReader::Drain() {
       if (slot.ticket != nullptr) a.cancel.push_back(std::move(slot.ticket));
       if (slot.retry_id != 0) a.cancel_retries.push_back(slot.retry_id);
     }
+    CancelFreshTimerLocked(&a);
     slots_.clear();
     stats_.in_flight = 0;
     session_.reset();

@@ -62,6 +62,15 @@ struct ReaderOptions {
   // time the consumer catches up with it (waits on a segment still in
   // flight: it reads faster than the window fetches), up to max_read_ahead.
   int fresh_read_ahead = 2;
+  // When > 0, the fresh read-ahead (fresh_read_ahead − 1 segments) starts
+  // only once the needed segment has been in flight this long: a segment
+  // that comes sooner travels alone (its first byte as fast as with
+  // fresh_read_ahead 1), a slower one still has all but this delay of the
+  // next one's latency hidden. The price is this delay on the segment
+  // after the first, which is what a player buffering after a seek waits
+  // for, so the default (0) starts them together (docs/PERFORMANCE.md has
+  // both figures). Needs ReaderEnv::scheduler (without one: 0).
+  absl::Duration fresh_read_ahead_delay = absl::ZeroDuration();
   int initial_read_ahead = 2;
   // Upper bound of the window (F1). Values < 1 are treated as 1. STREAM
   // readers are bounded further by the fetcher's StreamShare() (F13).
@@ -169,6 +178,9 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
   void Run(Actions a) ABSL_LOCKS_EXCLUDED(mu_);
   void OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::shared_ptr<const std::string>> result);
   void Retry(int32_t segment, uint64_t fetch_id);
+  // The fresh read-ahead delay has passed (F10): lets PumpLocked fetch it.
+  void OnFreshDelay();
+  void CancelFreshTimerLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Drain();
   void Bump();
   FetchOptions FetchOptionsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -188,6 +200,9 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
   int64_t pos_ ABSL_GUARDED_BY(mu_) = 0;        // next file offset to deliver
   int window_ ABSL_GUARDED_BY(mu_) = 1;
   bool ramped_ ABSL_GUARDED_BY(mu_) = false;  // the first segment has arrived (F10)
+  // fresh_read_ahead_delay: the timer (0 = none scheduled) and whether it fired.
+  uint64_t fresh_timer_ ABSL_GUARDED_BY(mu_) = 0;
+  bool fresh_delay_passed_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<int32_t, Slot> slots_ ABSL_GUARDED_BY(mu_);
   uint64_t next_fetch_id_ ABSL_GUARDED_BY(mu_) = 1;
   ChunkCallback pending_read_ ABSL_GUARDED_BY(mu_);

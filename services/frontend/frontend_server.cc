@@ -792,6 +792,7 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     const ByteRange& r = stream_->parts[stream_->part];
     ReaderOptions ro;
     ro.fresh_read_ahead = o_.fresh_read_ahead;
+    ro.fresh_read_ahead_delay = o_.fresh_read_ahead_delay;
     ro.initial_read_ahead = o_.initial_read_ahead;
     ro.max_read_ahead = o_.max_read_ahead;
     ro.max_fetch_attempts = o_.max_fetch_attempts;

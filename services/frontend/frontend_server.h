@@ -104,6 +104,7 @@ class FrontendServer {
     // Reader: read-ahead in segments before the first segment arrives, then
     // initial and maximum (see ReaderOptions).
     int fresh_read_ahead = 2;
+    absl::Duration fresh_read_ahead_delay = absl::ZeroDuration();
     int initial_read_ahead = 2;
     int max_read_ahead = 16;
     // Decoded-segment memory of all streams together: read-ahead windows and
@@ -182,9 +183,11 @@ class FrontendServer {
   FrontendMetrics default_metrics_;
   FrontendMetrics* const metrics_;
 
-  MemoryBudget budget_;
-  CloserPool closers_;
+  MemoryBudget budget_;  // outlives everything that holds a charge
+  // Before closers_: a reader's drain still running on a closer thread when
+  // the pool is destroyed cancels its timers here.
   DelayScheduler scheduler_;
+  CloserPool closers_;
   FileCacheRegistry files_;
   StreamRegistry streams_;
   ReadClassifier classifier_;

@@ -63,6 +63,8 @@ absl::StatusOr<FrontendConfig> ParseConfig(const config::ConfigFile& file) {
   NZB_ASSIGN_OR_RETURN(int64_t max_conn, s.Int("max_connections", c.server.max_connections));
   NZB_ASSIGN_OR_RETURN(int64_t read_ahead, s.Int("max_read_ahead", c.server.max_read_ahead));
   NZB_ASSIGN_OR_RETURN(int64_t fresh_ahead, s.Int("fresh_read_ahead", c.server.fresh_read_ahead));
+  NZB_ASSIGN_OR_RETURN(c.server.fresh_read_ahead_delay,
+                       s.Duration("fresh_read_ahead_delay", c.server.fresh_read_ahead_delay));
   NZB_ASSIGN_OR_RETURN(int64_t initial_ahead, s.Int("initial_read_ahead", c.server.initial_read_ahead));
   NZB_ASSIGN_OR_RETURN(int64_t mem_mb, s.Int("stream_memory_limit_mb", c.server.stream_memory_limit >> 20));
   NZB_ASSIGN_OR_RETURN(int64_t lru, s.Int("lru_segments_per_file", static_cast<int64_t>(c.server.lru_segments_per_file)));

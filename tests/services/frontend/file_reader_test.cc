@@ -96,8 +96,8 @@ class ReaderTest : public ::testing::Test {
 
   FakeSegmentFetcher fetcher_;
   MemoryBudget budget_{512 << 20};
+  DelayScheduler scheduler_;  // outlives closers_: a drain still running cancels its timers
   CloserPool closers_{4};
-  DelayScheduler scheduler_;
   FileCacheRegistry registry_{&fetcher_, 64, 8};
   std::string content_;
   std::vector<std::string> ids_;
@@ -450,6 +450,70 @@ TEST_F(ReaderTest, ChunksTheConsumerStillHoldsStayCharged) {
   r->Close();
   ASSERT_TRUE(fetcher_.WaitFor([&](const FakeSegmentFetcher& f) { return f.in_flight() == 0 && budget_.used() == 0; },
                                absl::Seconds(5)));
+}
+
+// F10: with fresh_read_ahead_delay set, the fresh read-ahead waits for it: a
+// needed segment that arrives sooner is fetched alone (nothing shares its
+// bandwidth or the cores on its way), and the window opens after it as usual.
+TEST_F(ReaderTest, F10_FreshReadAheadStartsOnlyAfterItsDelay) {
+  auto file = MakeFile(40, 10000);
+  fetcher_.Hold();
+  ReaderOptions o;
+  o.initial_read_ahead = 4;
+  o.max_read_ahead = 16;
+  ASSERT_EQ(o.fresh_read_ahead, 2);
+  o.fresh_read_ahead_delay = absl::Hours(1);
+  auto r = FileReader::Open(env(), file, 20 * 10000 + 5, file->layout().size, o);
+  // Open() starts its fetches before it returns: only the needed one.
+  EXPECT_EQ(fetcher_.total_calls(), 1);
+  absl::Mutex mu;
+  bool got = false;
+  std::string first;
+  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
+    absl::MutexLock lock(&mu);
+    if (c.ok()) first.assign(c->data, c->size);
+    got = true;
+  });
+  EXPECT_EQ(fetcher_.total_calls(), 1);
+  EXPECT_EQ(fetcher_.read_ahead(ids_[20]), std::vector<bool>{false});
+  fetcher_.Release();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&got), absl::Seconds(10)));
+  }
+  EXPECT_EQ(fetcher_.total_calls(), 1);  // the first bytes went out alone
+  // The consumer's next read opens the window to initial_read_ahead:
+  // segment 21 needed now, 22-24 read-ahead.
+  char buf[100];
+  ASSERT_TRUE(r->Read(buf, sizeof(buf)).ok());
+  EXPECT_EQ(fetcher_.total_calls(), 5);
+  EXPECT_EQ(fetcher_.read_ahead(ids_[21]), std::vector<bool>{false});
+  EXPECT_EQ(fetcher_.read_ahead(ids_[22]), std::vector<bool>{true});
+  auto rest = ReadAll(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(first.size(), 10000u - 5);  // the rest of segment 20
+  EXPECT_EQ(first + std::string(buf, sizeof(buf)) + *rest, content_.substr(20 * 10000 + 5));
+  r->Close();
+}
+
+// F10: ... and a needed segment still in flight when the delay ends gets its
+// read-ahead then, flagged as such.
+TEST_F(ReaderTest, F10_FreshReadAheadFollowsASlowNeededSegmentAfterItsDelay) {
+  auto file = MakeFile(40, 10000);
+  fetcher_.Hold();
+  ReaderOptions o;
+  o.fresh_read_ahead_delay = absl::Milliseconds(1);
+  auto r = FileReader::Open(env(), file, 20 * 10000 + 5, file->layout().size, o);
+  EXPECT_EQ(fetcher_.total_calls(), 1);
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() == 2; }, absl::Seconds(5)));
+  EXPECT_EQ(fetcher_.read_ahead(ids_[20]), std::vector<bool>{false});
+  EXPECT_EQ(fetcher_.read_ahead(ids_[21]), std::vector<bool>{true});
+  fetcher_.Release();
+  auto all = ReadAll(*r);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, content_.substr(20 * 10000 + 5));
+  for (int i = 20; i < 40; ++i) EXPECT_EQ(fetcher_.calls(ids_[i]), 1) << i;
+  r->Close();
 }
 
 // F10: a fresh reader (start or seek) has exactly one fetch in flight until

@@ -26,7 +26,7 @@
 //   BM_DirectFetchOne/S     one FetchSegment of an uncached segment (the
 //                           baseline): S=0 PROBE class, S=1 STREAM class in
 //                           an open stream session
-//   BM_TimeToFirstByte/B    GET at a random offset on a fresh connection of a
+//   BM_TimeToFirstByte/B/L  GET at a random offset on a fresh connection of a
 //                           frontend with no segment LRU, until the first
 //                           body byte; B=1: a 64 KiB range (PROBE class),
 //                           B=0: open-ended "bytes=N-" as a player seeks
@@ -35,7 +35,10 @@
 //                           idle broker: `ratio` = median GET / median of
 //                           those fetches (goal ≤ 1.2); also the ratio to
 //                           BM_DirectFetchOne's median and the fetches the
-//                           frontend had started when the first byte came
+//                           frontend had started when the first byte came;
+//                           L=20: over articles the news server answers
+//                           after 20 ms (a provider's latency), and for B=0
+//                           the time until the next segment is through too
 //   BM_PacedStreams/N       N players (50, 200), each its own file, started
 //                           at once and read at 2 MB/s in 64 KiB reads for
 //                           5 s: worst wait for wanted bytes, slowest start,
@@ -53,7 +56,8 @@
 // NZBMESH_BENCH_MAX_READ_AHEAD, NZBMESH_BENCH_LRU_SEGMENTS and
 // NZBMESH_BENCH_INITIAL_READ_AHEAD override those options of the main
 // frontend, NZBMESH_BENCH_TTFB_READ_AHEAD the initial read-ahead of the TTFB
-// frontend.
+// frontend, NZBMESH_BENCH_TTFB_FRESH_READ_AHEAD and
+// NZBMESH_BENCH_TTFB_FRESH_DELAY_US its fresh read-ahead and its delay.
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
@@ -122,11 +126,19 @@ constexpr int kHeldArticles = 8;
 constexpr absl::Duration kHeldLatency = absl::Seconds(1);
 constexpr char kHeldPath[] = "/movies/Held/held.mkv";
 constexpr char kHeldUrl[] = "/dav/movies/Held/held.mkv";
+// Articles whose every reply waits kSlowLatency (a real provider's answer
+// time, small end) and the file laid over them: the time-to-first-byte runs
+// "at provider latency".
+constexpr int kSlowArticles = 16;
+constexpr absl::Duration kSlowLatency = absl::Milliseconds(20);
+constexpr char kSlowPath[] = "/movies/Slow/slow.mkv";
+constexpr char kSlowUrl[] = "/dav/movies/Slow/slow.mkv";
 constexpr int kProviderConnections = 16;
 constexpr int kPipelineDepth = 2;
 
 std::string ArticleId(int i) { return absl::StrCat("bench-", i % kArticles, "@bench"); }
 std::string HeldId(int i) { return absl::StrCat("held-", i, "@bench"); }
+std::string SlowId(int i) { return absl::StrCat("slow-", i % kSlowArticles, "@bench"); }
 std::string PacedPath(int i) { return absl::StrCat("/movies/Paced/p", i, ".mkv"); }
 
 // Decoded bytes of article `i`; the same in both processes.
@@ -154,6 +166,12 @@ std::string ArticleData(int i) {
   for (int i = 0; i < kHeldArticles; ++i) {
     (*server)->PostYencArticle(HeldId(i), ArticleData(i), "held.mkv");
     (*server)->SetFault(HeldId(i), held);
+  }
+  FakeNntpServer::Fault slow;
+  slow.latency = kSlowLatency;
+  for (int i = 0; i < kSlowArticles; ++i) {
+    (*server)->PostYencArticle(SlowId(i), ArticleData(i), "slow.mkv");
+    (*server)->SetFault(SlowId(i), slow);
   }
   metrics::Registry registry;
   broker::PoolOptions po;
@@ -314,6 +332,9 @@ struct Env {
     }
     std::vector<std::string> held = {ArticleId(0)};
     for (int i = 0; i < kHeldArticles; ++i) held.push_back(HeldId(i));
+    std::vector<std::string> slow;
+    for (int i = 0; i < kSlowArticles; ++i) slow.push_back(SlowId(i));
+    catalog.AddFile(MakeLayout(kSlowPath, slow));
     catalog.AddFile(MakeLayout(kHeldPath, held));
 
     FrontendServer::Options o;
@@ -326,6 +347,9 @@ struct Env {
     cold_o.lru_segments_per_file = 0;
     if (const char* n = getenv("NZBMESH_BENCH_TTFB_READ_AHEAD")) cold_o.initial_read_ahead = atoi(n);
     if (const char* n = getenv("NZBMESH_BENCH_TTFB_FRESH_READ_AHEAD")) cold_o.fresh_read_ahead = atoi(n);
+    if (const char* n = getenv("NZBMESH_BENCH_TTFB_FRESH_DELAY_US")) {
+      cold_o.fresh_read_ahead_delay = absl::Microseconds(atoi(n));
+    }
     cold_fetcher = std::make_unique<CountingFetcher>(fetcher.get());
     cold = std::move(*FrontendServer::Create(cold_o, {cold_fetcher.get(), &caching, &importer, nullptr}));
     if (!server->Start().ok() || !cold->Start().ok()) std::abort();
@@ -564,19 +588,37 @@ void BM_Sequential2GiB(benchmark::State& state) {
 }
 BENCHMARK(BM_Sequential2GiB)->Iterations(2)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-// A GET of kBigUrl's `range` (e.g. "100-199") on a fresh connection to
-// `port`, timed until the first body byte arrives; the rest of the response
-// is abandoned, as a seeking player does. False when no body byte came.
-bool TimedRangeGet(int port, const std::string& range, absl::Duration* took) {
+// A GET of `url`'s `range` (e.g. "100-199") on a fresh connection to
+// `port`, timed until the first body byte arrives (`first_byte`) and, when
+// `want_bytes` > 0, until that many body bytes have (`to_bytes`, what a
+// player buffering after a seek waits for); the rest of the response is
+// abandoned, as a seeking player does. False when the bytes did not come.
+struct RangeGetTimes {
+  absl::Duration first_byte;
+  absl::Duration to_bytes;
+};
+bool TimedRangeGet(int port, const std::string& url, const std::string& range, int64_t want_bytes,
+                   RangeGetTimes* t) {
   const absl::Time t0 = absl::Now();
   int fd = Connect(port);
-  SendAll(fd, absl::StrCat("GET ", kBigUrl, " HTTP/1.1\r\nHost: b\r\nRange: bytes=", range, "\r\n\r\n"));
+  SendAll(fd, absl::StrCat("GET ", url, " HTTP/1.1\r\nHost: b\r\nRange: bytes=", range, "\r\n\r\n"));
   std::string body;
   int64_t len = 0;
   bool ok = ReadHead(fd, 206, &body, &len);
   char c;
-  if (ok && body.empty()) ok = recv(fd, &c, 1, 0) == 1;
-  *took = absl::Now() - t0;
+  int64_t got = static_cast<int64_t>(body.size());
+  if (ok && got == 0) {
+    ok = recv(fd, &c, 1, 0) == 1;
+    got = 1;
+  }
+  t->first_byte = absl::Now() - t0;
+  std::vector<char> buf(1 << 16);
+  while (ok && got < want_bytes) {
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    ok = n > 0;
+    got += n > 0 ? n : 0;
+  }
+  t->to_bytes = absl::Now() - t0;
   close(fd);
   return ok;
 }
@@ -626,9 +668,14 @@ BENCHMARK(BM_DirectFetchOne)->ArgName("session")->Arg(0)->Arg(1)->Iterations(300
 void BM_TimeToFirstByte(benchmark::State& state) {
   Env& env = GetEnv();
   const bool bounded = state.range(0) == 1;
+  // latency_ms 20: the file over the articles the news server answers after
+  // kSlowLatency; 0: the big file over the immediate ones.
+  const bool slow = state.range(1) != 0;
+  const int64_t file_bytes = slow ? kSlowArticles * kSegmentBytes : kBigBytes;
+  const char* url = slow ? kSlowUrl : kBigUrl;
   std::mt19937_64 rng(3);
-  std::uniform_int_distribution<int64_t> offset(0, kBigBytes - 65536);
-  std::vector<double> us, direct_us;
+  std::uniform_int_distribution<int64_t> offset(0, file_bytes - 2 * kSegmentBytes);
+  std::vector<double> us, direct_us, second_us;
   int64_t fetches_by_first_byte = 0;
   // The same fetch the frontend's first one is (PROBE for a bounded read,
   // STREAM for an open-ended one; no session id, as the frontend's first
@@ -639,7 +686,8 @@ void BM_TimeToFirstByte(benchmark::State& state) {
   std::mt19937_64 article_rng(11);
   for (auto _ : state) {
     {
-      const std::string id = ArticleId(static_cast<int>(article_rng() % kArticles));
+      const int a = static_cast<int>(article_rng() % (slow ? kSlowArticles : kArticles));
+      const std::string id = slow ? SlowId(a) : ArticleId(a);
       absl::Notification done;
       bool fetched = false;
       const absl::Time d0 = absl::Now();
@@ -656,16 +704,20 @@ void BM_TimeToFirstByte(benchmark::State& state) {
     }
     const int64_t first = offset(rng);
     const std::string range = bounded ? absl::StrCat(first, "-", first + 65535) : absl::StrCat(first, "-");
+    // Open-ended: also the time until the segment after the first one is
+    // through, the start of the buffer a player fills after a seek.
+    const int64_t through_second = bounded ? 0 : (first / kSegmentBytes + 2) * kSegmentBytes - first;
     const int64_t fetches0 = env.cold_fetcher->started();
-    absl::Duration took;
-    const bool ok = TimedRangeGet(env.cold->port(), range, &took);
+    RangeGetTimes t;
+    const bool ok = TimedRangeGet(env.cold->port(), url, range, through_second, &t);
     fetches_by_first_byte += env.cold_fetcher->started() - fetches0;
     if (!ok) {
       state.SkipWithError("no body");
       break;
     }
-    us.push_back(absl::ToDoubleMicroseconds(took));
-    state.SetIterationTime(absl::ToDoubleSeconds(took));
+    us.push_back(absl::ToDoubleMicroseconds(t.first_byte));
+    if (!bounded) second_us.push_back(absl::ToDoubleMicroseconds(t.to_bytes));
+    state.SetIterationTime(absl::ToDoubleSeconds(t.first_byte));
     // Every request starts on an idle broker: the abandoned read-ahead is gone.
     if (!env.WaitIdle(absl::Seconds(10))) {
       state.SkipWithError("broker calls not released after close");
@@ -677,17 +729,25 @@ void BM_TimeToFirstByte(benchmark::State& state) {
   state.counters["median_us"] = median;
   state.counters["direct_median_us"] = direct;
   state.counters["ratio"] = direct > 0 ? median / direct : 0;
+  if (!bounded) state.counters["through_second_segment_us"] = Median(second_us);
   // Against BM_DirectFetchOne's median (measured before, in its own run).
-  const double separate = g_direct_fetch_median_us[bounded ? 0 : 1];
+  const double separate = slow ? 0 : g_direct_fetch_median_us[bounded ? 0 : 1];
   state.counters["ratio_to_separate_run"] = separate > 0 ? median / separate : 0;
   state.counters["fetches_by_first_byte"] =
       us.empty() ? 0 : static_cast<double>(fetches_by_first_byte) / static_cast<double>(us.size());
 }
 BENCHMARK(BM_TimeToFirstByte)
-    ->ArgName("bounded")
-    ->Arg(1)
-    ->Arg(0)
+    ->ArgNames({"bounded", "latency_ms"})
+    ->Args({1, 0})
+    ->Args({0, 0})
     ->Iterations(300)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TimeToFirstByte)
+    ->ArgNames({"bounded", "latency_ms"})
+    ->Args({1, absl::ToInt64Milliseconds(kSlowLatency)})
+    ->Args({0, absl::ToInt64Milliseconds(kSlowLatency)})
+    ->Iterations(60)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
@@ -701,7 +761,12 @@ void BM_TimeToFirstByteCached(benchmark::State& state) {
   std::mt19937_64 rng(7);
   std::uniform_int_distribution<int64_t> offset(0, kBigBytes - 65536);
   std::vector<double> us;
-  auto get = [&](const std::string& range, absl::Duration* took) { return TimedRangeGet(env.server->port(), range, took); };
+  auto get = [&](const std::string& range, absl::Duration* took) {
+    RangeGetTimes t;
+    const bool ok = TimedRangeGet(env.server->port(), kBigUrl, range, 0, &t);
+    *took = t.first_byte;
+    return ok;
+  };
   for (auto _ : state) {
     const int64_t first = offset(rng);
     const std::string range = absl::StrCat(first, "-", first + 65535);
