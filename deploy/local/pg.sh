@@ -26,7 +26,9 @@ case "$cmd" in
         { cat "$dir.initdb.log" >&2; exit 1; }
     fi
     as_owner "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null ||
+      { echo "pg.sh: PostgreSQL did not start on port $port; the end of $dir/server.log:" >&2
+        tail -n 5 "$dir/server.log" >&2 2>/dev/null || true; exit 1; }
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/../.."
 ./deploy/local/install-deps.sh
 
 state="$(mktemp -d /tmp/nzbmesh-test-XXXXXX)"
-port="${NZBMESH_TEST_PG_PORT:-55433}"
+# Below Linux's ephemeral range (32768-60999): a loopback client's source
+# port there (thousands of them after a benchmark) can hold the port.
+port="${NZBMESH_TEST_PG_PORT:-25433}"
 cleanup() { ./deploy/local/pg.sh stop "$state/pg" || true; rm -rf "$state"; }
 trap cleanup EXIT
 

@@ -2,7 +2,8 @@
 # Runs every benchmark and prints one report with the machine it ran on.
 #   bazel run -c opt //tests/bench:all [-- --benchmark_min_time=1]
 # The importer's benchmarks need PostgreSQL: NZBMESH_PG_URL names a server,
-# or a throwaway cluster is started on NZBMESH_BENCH_PG_PORT (default 55470)
+# or a throwaway cluster is started on NZBMESH_BENCH_PG_PORT (default 25470:
+# below the ephemeral port range, which the benchmarks' clients just used)
 # with deploy/local/pg.sh and removed afterwards.
 set -uo pipefail
 echo "== machine"
@@ -30,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 if [ -z "${NZBMESH_PG_URL:-}" ]; then
-  if url="$(cd / && "$pg_sh" start "$scratch/pg" "${NZBMESH_BENCH_PG_PORT:-55470}")"; then
+  if url="$(cd / && "$pg_sh" start "$scratch/pg" "${NZBMESH_BENCH_PG_PORT:-25470}")"; then
     export NZBMESH_PG_URL="$url"
     pg_started=1
   fi
