@@ -32,7 +32,8 @@ def nzb_cc_benchmark(name, copts = None, deps = None, tags = None, visibility = 
 
     Visible to //tests/bench, whose `all` target runs every benchmark.
     """
-    deps = list(deps or []) + ["@system//:benchmark_main"]
+    # Production's absl::Mutex mode (no deadlock graph), as the services run.
+    deps = list(deps or []) + ["@system//:benchmark_main", "//common/service:release_mutexes"]
     native.cc_binary(
         name = name,
         copts = _copts(copts),

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config/config.h"
 #include "common/log/log.h"
+#include "common/service/mutex_mode.h"
 
 ABSL_FLAG(std::string, config, "", "path to nzbmesh.yaml (default: $NZBMESH_CONFIG, then ./nzbmesh.yaml)");
 
@@ -110,6 +111,7 @@ void BlockTerminationSignals() {
 }
 
 std::string InitService(int argc, char** argv, const char* name, const char* usage) {
+  DisableMutexDeadlockDetection();
   BlockTerminationSignals();
   absl::SetProgramUsageMessage(usage);
   absl::ParseCommandLine(argc, argv);

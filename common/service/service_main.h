@@ -78,8 +78,9 @@ class ServiceMain {
 // later). Call first thing in main() so signals reach only sigwait.
 void BlockTerminationSignals();
 
-// Standard process set-up for a service binary: parses absl flags, sets the
-// log service name. Returns the --config path.
+// Standard process set-up for a service binary: turns off absl::Mutex's
+// deadlock detector (mutex_mode.h), blocks the termination signals, parses
+// absl flags, sets the log service name. Returns the --config path.
 std::string InitService(int argc, char** argv, const char* name, const char* usage);
 
 }  // namespace nzbmesh

@@ -22,16 +22,16 @@
 #include <iterator>
 #include <string>
 
-#include "tests/fakes/nntp_server/spool.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/service/mutex_mode.h"
 #include "tests/fakes/nntp_server/nntp_server.h"
+#include "tests/fakes/nntp_server/spool.h"
 
 ABSL_FLAG(int, port, 0, "TCP port on 127.0.0.1 (0 = any free port; printed on start)");
 ABSL_FLAG(std::string, spool, "", "Directory of files to post (an .nzb is written for each)");
@@ -180,6 +180,7 @@ void OnSignal(int) { (void)!write(g_signal_pipe[1], "x", 1); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  nzbmesh::DisableMutexDeadlockDetection();  // production's mode: it serves the demo stack
   absl::ParseCommandLine(argc, argv);
   using nzbmesh::testing::FakeNntpServer;
   FakeNntpServer::Options options;
