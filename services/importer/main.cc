@@ -14,6 +14,7 @@
 #include "common/metrics/metrics.h"
 #include "common/service/service_main.h"
 #include "services/importer/broker_client.h"
+#include "services/importer/cancel_watcher.h"
 #include "services/importer/health.h"
 #include "services/importer/importer_config.h"
 #include "services/importer/importer_metrics.h"
@@ -60,6 +61,9 @@ int main(int argc, char** argv) {
   WorkerPool workers(store->get(), broker.get(), &pipeline, cfg->workers, &metrics);
   queue.AddListener([&] { workers.Wake(); });
   queue.AddCancelListener([&](int64_t job_id) { workers.CancelRunning(job_id); });
+  // A cancel that another replica took (or this one: CancelRunning is
+  // idempotent) stops this process's worker at once, not at its heartbeat.
+  CancelWatcher cancels({cfg->store.url}, [&](int64_t job_id) { workers.CancelRunning(job_id); });
   HealthSweeper health(store->get(), broker.get(), cfg->health, &metrics);
   std::unique_ptr<WatchFolder> watch;
   if (!cfg->watch_dir.empty()) {

@@ -596,7 +596,8 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
 }
 
 absl::StatusOr<JobRecord> Store::TransitionJob(int64_t job_id, const char* op, const char* set_clause,
-                                               const char* from_states, const char* refusal) {
+                                               const char* from_states, const char* refusal,
+                                               const char* notify_channel) {
   JobRecord job;
   NZB_RETURN_IF_ERROR(Run(op, [&](Conn& c) {
     pqxx::work w(c);
@@ -610,6 +611,8 @@ absl::StatusOr<JobRecord> Store::TransitionJob(int64_t job_id, const char* op, c
       return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is ", s[0][0].c_str(), "; ", refusal));
     }
     job = JobFromRow(r[0]);
+    // Delivered to listeners when (and only if) this transaction commits.
+    if (notify_channel != nullptr) w.exec_params("SELECT pg_notify($1, $2)", notify_channel, std::to_string(job_id));
     w.commit();
     return absl::OkStatus();
   }));
@@ -619,7 +622,7 @@ absl::StatusOr<JobRecord> Store::TransitionJob(int64_t job_id, const char* op, c
 absl::StatusOr<JobRecord> Store::CancelJob(int64_t job_id) {
   return TransitionJob(job_id, "cancel_job",
                        "state = 'cancelled', updated_at = now(), finished_at = now(), message = 'cancelled by request'",
-                       "'queued', 'running'", "only queued or running jobs can be cancelled");
+                       "'queued', 'running'", "only queued or running jobs can be cancelled", kJobCancelledChannel);
 }
 
 absl::StatusOr<JobRecord> Store::RetryJob(int64_t job_id) {

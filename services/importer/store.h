@@ -190,6 +190,10 @@ struct HealthCandidate {
   std::string path;
 };
 
+// The NOTIFY channel of job cancels: CancelJob sends the job id on it,
+// committed with the state change (CancelWatcher listens).
+inline constexpr char kJobCancelledChannel[] = "nzbmesh_job_cancelled";
+
 class Store {
  public:
   struct Options {
@@ -230,7 +234,8 @@ class Store {
   absl::StatusOr<JobRecord> GetJob(int64_t job_id);
   // Newest first; state nullopt = all; limit <= 0 = 100.
   absl::StatusOr<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int limit);
-  // QUEUED/RUNNING → CANCELLED; finished jobs: FAILED_PRECONDITION.
+  // QUEUED/RUNNING → CANCELLED; finished jobs: FAILED_PRECONDITION. Sends
+  // the job id on kJobCancelledChannel in the same transaction.
   absl::StatusOr<JobRecord> CancelJob(int64_t job_id);
   // FAILED/CANCELLED → QUEUED with attempts reset; others: FAILED_PRECONDITION.
   absl::StatusOr<JobRecord> RetryJob(int64_t job_id);
@@ -295,8 +300,10 @@ class Store {
   struct Conn;  // a pqxx::connection (store.cc)
   // UPDATE jobs SET `set_clause` for a job in one of `from_states`; a job in
   // another state is FAILED_PRECONDITION with `refusal`.
+  // `notify_channel` (may be null): NOTIFY it with the job id on success.
   absl::StatusOr<JobRecord> TransitionJob(int64_t job_id, const char* op, const char* set_clause,
-                                          const char* from_states, const char* refusal);
+                                          const char* from_states, const char* refusal,
+                                          const char* notify_channel = nullptr);
   // Runs `fn` on a pooled connection with the exception mapping and the
   // broken-connection retry. `fn` must open its own transaction (and so be
   // re-runnable after a rollback).

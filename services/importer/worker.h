@@ -78,8 +78,10 @@ class WorkerPool {
   // if a worker of this process runs it, its pipeline stops now — its broker
   // calls (lease, STATs, fetches) return CANCELLED at once — instead of at
   // the next heartbeat, and the attempt is abandoned (nothing written).
-  // Returns whether this process was running it. Jobs other processes run
-  // still stop at their heartbeat.
+  // Returns whether this process was running it. Each importer's
+  // CancelWatcher calls it for cancels any replica took; without one (or
+  // while its database connection is down) a job another process cancelled
+  // stops at its next heartbeat.
   bool CancelRunning(int64_t job_id);
 
   const std::string& owner() const { return owner_; }

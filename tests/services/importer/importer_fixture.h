@@ -35,6 +35,7 @@
 #include "services/broker/broker_service.h"
 #include "services/broker/pool.h"
 #include "services/importer/broker_client.h"
+#include "services/importer/cancel_watcher.h"
 #include "services/importer/importer_metrics.h"
 #include "services/importer/job_queue.h"
 #include "services/importer/pipeline.h"
@@ -84,6 +85,7 @@ struct ImporterInstance {
   std::unique_ptr<JobQueue> queue;
   std::unique_ptr<ImportPipeline> pipeline;
   std::unique_ptr<WorkerPool> workers;
+  std::unique_ptr<CancelWatcher> cancels;  // destroyed before `workers`
   ~ImporterInstance() {
     if (workers) workers->Stop();
   }
@@ -242,6 +244,10 @@ class ImporterFixture : public ::testing::Test {
     WorkerPool* wp = in->workers.get();
     in->queue->AddListener([wp] { wp->Wake(); });
     in->queue->AddCancelListener([wp](int64_t id) { wp->CancelRunning(id); });
+    // As main() does: cancels any instance takes reach this one's workers.
+    in->cancels = std::make_unique<CancelWatcher>(CancelWatcher::Options{db_->url()},
+                                                  [wp](int64_t id) { wp->CancelRunning(id); });
+    EXPECT_TRUE(in->cancels->WaitListening(absl::Seconds(10)));
     if (start) in->workers->Start();
     instances_.push_back(std::move(in));
     return instances_.back().get();

@@ -330,6 +330,61 @@ TEST_F(ImportTest, CancelThroughTheQueueStopsTheLocalWorkerAtOnce) {
   gate->ReleaseAll();
 }
 
+// A cancel another importer replica took reaches the replica running the job
+// through PostgreSQL (Store::CancelJob's NOTIFY, the runner's CancelWatcher):
+// its worker stops at once, not at its next heartbeat (30 s here). The
+// replica taking the call runs no workers, so only the notification can stop
+// the job in time.
+TEST_F(ImportTest, CancelThroughAnotherReplicaStopsTheRunningWorkerAtOnce) {
+  const std::string nzb = SmallFilesNzb(4, "qr");
+  FakeNntpServer::Gate* gate = nntp_->AddGate("");
+  WorkerOptions w = FastWorkers("runner", 1);
+  w.heartbeat_interval = absl::Seconds(30);
+  w.heartbeat_timeout = absl::Seconds(90);
+  ImporterInstance* runner = StartInstance(w, OneFetchAtATime());
+  ImporterInstance* other = StartInstance(FastWorkers("api", 1), {}, /*start=*/false);
+  SubmitResult r = Submit(nzb, "CancelElsewhere.nzb");
+  ASSERT_TRUE(WaitUntil([&] { return gate->waiting() > 0; }));
+  auto c = other->queue->Cancel(r.job_id);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(other->workers->CancelRunning(r.job_id));  // not running there
+  ASSERT_TRUE(WaitUntil([&] { return runner->workers->attempts_finished() == 1; }, absl::Seconds(10)))
+      << "the running replica waited for its heartbeat";
+  EXPECT_EQ(store_->GetJob(r.job_id)->state, JobState::kCancelled);
+  EXPECT_TRUE(store_->ListDirectory("/")->empty());
+  gate->ReleaseAll();
+}
+
+// The watcher survives losing its connection: after the server ends its
+// backend it reconnects, LISTENs again and hears the next cancel.
+TEST_F(ImportTest, CancelWatcherReconnectsAfterItsConnectionIsKilled) {
+  absl::Mutex mu;
+  std::vector<int64_t> heard;
+  CancelWatcher::Options o{db_->url()};
+  o.stop_check = absl::Milliseconds(20);
+  CancelWatcher watcher(o, [&](int64_t id) {
+    absl::MutexLock lock(&mu);
+    heard.push_back(id);
+  });
+  ASSERT_TRUE(watcher.WaitListening(absl::Seconds(10)));
+  const int64_t first = Submit("<nzb>w1</nzb>", "w1.nzb").job_id;
+  ASSERT_TRUE(store_->CancelJob(first).ok());
+  auto has = [&](int64_t id) {
+    absl::MutexLock lock(&mu);
+    return std::find(heard.begin(), heard.end(), id) != heard.end();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return has(first); }, absl::Seconds(10)));
+  ASSERT_TRUE(store_
+                  ->ExecuteForTesting(absl::StrCat("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ",
+                                                   "LIKE 'LISTEN %", kJobCancelledChannel, "%' AND pid <> pg_backend_pid()"))
+                  .ok());
+  ASSERT_TRUE(WaitUntil([&] { return watcher.connections() >= 2; }, absl::Seconds(10)));
+  ASSERT_TRUE(watcher.WaitListening(absl::Seconds(10)));
+  const int64_t second = Submit("<nzb>w2</nzb>", "w2.nzb").job_id;
+  ASSERT_TRUE(store_->CancelJob(second).ok());
+  EXPECT_TRUE(WaitUntil([&] { return has(second); }, absl::Seconds(10)));
+}
+
 // ---- Queue semantics at the store (deterministic, no workers). ----
 
 class QueueTest : public ImporterFixture {
