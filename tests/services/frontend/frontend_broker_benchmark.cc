@@ -26,7 +26,7 @@
 //   BM_DirectFetchOne/S     one FetchSegment of an uncached segment (the
 //                           baseline): S=0 PROBE class, S=1 STREAM class in
 //                           an open stream session
-//   BM_TimeToFirstByte/B/L  GET at a random offset on a fresh connection of a
+//   BM_TimeToFirstByte/B/L/K GET at a random offset on a fresh connection of a
 //                           frontend with no segment LRU, until the first
 //                           body byte; B=1: a 64 KiB range (PROBE class),
 //                           B=0: open-ended "bytes=N-" as a player seeks
@@ -38,7 +38,9 @@
 //                           frontend had started when the first byte came;
 //                           L=20: over articles the news server answers
 //                           after 20 ms (a provider's latency), and for B=0
-//                           the time until the next segment is through too
+//                           the time until the next segment is through too;
+//                           K=1: every GET on one kept-alive connection
+//                           (rclone's client), so no connect or accept
 //   BM_PacedStreams/N       N players (50, 200), each its own file, started
 //                           at once and read at 2 MB/s in 64 KiB reads for
 //                           5 s: worst wait for wanted bytes, slowest start,
@@ -592,15 +594,19 @@ BENCHMARK(BM_Sequential2GiB)->Iterations(2)->UseManualTime()->Unit(benchmark::kM
 // `port`, timed until the first body byte arrives (`first_byte`) and, when
 // `want_bytes` > 0, until that many body bytes have (`to_bytes`, what a
 // player buffering after a seek waits for); the rest of the response is
-// abandoned, as a seeking player does. False when the bytes did not come.
+// abandoned, as a seeking player does. With `keep_fd` the GET goes on that
+// kept-alive connection instead (opened into it when < 0), as rclone's
+// client sends its reads, and the rest of the body is read (untimed) so the
+// connection can carry the next one. False when the bytes did not come.
 struct RangeGetTimes {
   absl::Duration first_byte;
   absl::Duration to_bytes;
 };
 bool TimedRangeGet(int port, const std::string& url, const std::string& range, int64_t want_bytes,
-                   RangeGetTimes* t) {
+                   RangeGetTimes* t, int* keep_fd = nullptr) {
   const absl::Time t0 = absl::Now();
-  int fd = Connect(port);
+  int fd = keep_fd != nullptr && *keep_fd >= 0 ? *keep_fd : Connect(port);
+  if (keep_fd != nullptr) *keep_fd = fd;
   SendAll(fd, absl::StrCat("GET ", url, " HTTP/1.1\r\nHost: b\r\nRange: bytes=", range, "\r\n\r\n"));
   std::string body;
   int64_t len = 0;
@@ -619,7 +625,19 @@ bool TimedRangeGet(int port, const std::string& url, const std::string& range, i
     got += n > 0 ? n : 0;
   }
   t->to_bytes = absl::Now() - t0;
-  close(fd);
+  if (keep_fd == nullptr) {
+    close(fd);
+    return ok;
+  }
+  while (ok && got < len) {
+    ssize_t n = recv(fd, buf.data(), static_cast<size_t>(std::min<int64_t>(len - got, 1 << 16)), 0);
+    ok = n > 0;
+    got += n > 0 ? n : 0;
+  }
+  if (!ok) {
+    close(fd);
+    *keep_fd = -1;
+  }
   return ok;
 }
 
@@ -671,6 +689,9 @@ void BM_TimeToFirstByte(benchmark::State& state) {
   // latency_ms 20: the file over the articles the news server answers after
   // kSlowLatency; 0: the big file over the immediate ones.
   const bool slow = state.range(1) != 0;
+  // keep_alive 1 (bounded reads): every GET on one kept-alive connection.
+  const bool keep_alive = state.range(2) != 0;
+  int keep_fd = -1;
   const int64_t file_bytes = slow ? kSlowArticles * kSegmentBytes : kBigBytes;
   const char* url = slow ? kSlowUrl : kBigUrl;
   std::mt19937_64 rng(3);
@@ -709,7 +730,7 @@ void BM_TimeToFirstByte(benchmark::State& state) {
     const int64_t through_second = bounded ? 0 : (first / kSegmentBytes + 2) * kSegmentBytes - first;
     const int64_t fetches0 = env.cold_fetcher->started();
     RangeGetTimes t;
-    const bool ok = TimedRangeGet(env.cold->port(), url, range, through_second, &t);
+    const bool ok = TimedRangeGet(env.cold->port(), url, range, through_second, &t, keep_alive ? &keep_fd : nullptr);
     fetches_by_first_byte += env.cold_fetcher->started() - fetches0;
     if (!ok) {
       state.SkipWithError("no body");
@@ -724,6 +745,7 @@ void BM_TimeToFirstByte(benchmark::State& state) {
       break;
     }
   }
+  if (keep_fd >= 0) close(keep_fd);
   const double median = Median(us);
   const double direct = Median(direct_us);
   state.counters["median_us"] = median;
@@ -737,16 +759,17 @@ void BM_TimeToFirstByte(benchmark::State& state) {
       us.empty() ? 0 : static_cast<double>(fetches_by_first_byte) / static_cast<double>(us.size());
 }
 BENCHMARK(BM_TimeToFirstByte)
-    ->ArgNames({"bounded", "latency_ms"})
-    ->Args({1, 0})
-    ->Args({0, 0})
+    ->ArgNames({"bounded", "latency_ms", "keep_alive"})
+    ->Args({1, 0, 0})
+    ->Args({0, 0, 0})
+    ->Args({1, 0, 1})
     ->Iterations(300)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TimeToFirstByte)
-    ->ArgNames({"bounded", "latency_ms"})
-    ->Args({1, absl::ToInt64Milliseconds(kSlowLatency)})
-    ->Args({0, absl::ToInt64Milliseconds(kSlowLatency)})
+    ->ArgNames({"bounded", "latency_ms", "keep_alive"})
+    ->Args({1, absl::ToInt64Milliseconds(kSlowLatency), 0})
+    ->Args({0, absl::ToInt64Milliseconds(kSlowLatency), 0})
     ->Iterations(60)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
