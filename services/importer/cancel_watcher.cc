@@ -28,8 +28,14 @@ class Receiver : public pqxx::notification_receiver {
 
 }  // namespace
 
-CancelWatcher::CancelWatcher(Options options, std::function<void(int64_t)> on_cancelled)
-    : options_(std::move(options)), on_cancelled_(std::move(on_cancelled)), thread_([this] { Loop(); }) {}
+CancelWatcher::CancelWatcher(Options options, std::function<void(int64_t)> on_cancelled, ImporterMetrics* metrics)
+    : options_(std::move(options)),
+      on_cancelled_([this, cb = std::move(on_cancelled)](int64_t id) {
+        if (metrics_ != nullptr) metrics_->cancels_heard.Increment();
+        cb(id);
+      }),
+      metrics_(metrics),
+      thread_([this] { Loop(); }) {}
 
 CancelWatcher::~CancelWatcher() { Stop(); }
 
@@ -52,6 +58,7 @@ int64_t CancelWatcher::connections() const {
 }
 
 void CancelWatcher::SetListening(bool on) {
+  if (metrics_ != nullptr) metrics_->cancel_watcher_listening.Set(on ? 1 : 0);
   absl::MutexLock lock(&mu_);
   listening_ = on;
 }

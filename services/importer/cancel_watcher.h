@@ -21,6 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/importer/importer_metrics.h"
 
 namespace nzbmesh::importer {
 
@@ -32,8 +33,10 @@ class CancelWatcher {
     absl::Duration stop_check = absl::Milliseconds(200);
     absl::Duration max_backoff = absl::Seconds(10);
   };
-  // Starts the thread.
-  CancelWatcher(Options options, std::function<void(int64_t job_id)> on_cancelled);
+  // Starts the thread. `metrics` (may be null; must outlive the watcher) gets
+  // whether it is listening and the cancels it hears.
+  CancelWatcher(Options options, std::function<void(int64_t job_id)> on_cancelled,
+                ImporterMetrics* metrics = nullptr);
   ~CancelWatcher();  // Stop()
   CancelWatcher(const CancelWatcher&) = delete;
   CancelWatcher& operator=(const CancelWatcher&) = delete;
@@ -51,6 +54,7 @@ class CancelWatcher {
 
   const Options options_;
   const std::function<void(int64_t)> on_cancelled_;
+  ImporterMetrics* const metrics_;  // may be null
   mutable absl::Mutex mu_;  // protects the fields below
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool listening_ ABSL_GUARDED_BY(mu_) = false;

@@ -46,7 +46,19 @@ struct ImporterMetrics {
         submitted(metrics::BuildCounter()
                       .Name("nzbmesh_importer_nzbs_submitted_total")
                       .Help("NZBs submitted, by source (grpc, watch) and whether they were duplicates.")
-                      .Register(r)) {}
+                      .Register(r)),
+        cancel_watcher_listening(metrics::BuildGauge()
+                                     .Name("nzbmesh_importer_cancel_watcher_listening")
+                                     .Help("1 while this importer LISTENs for job cancels of every replica; at 0 "
+                                           "a job cancelled elsewhere stops here only at its next heartbeat.")
+                                     .Register(r)
+                                     .Add({})),
+        cancels_heard(metrics::BuildCounter()
+                          .Name("nzbmesh_importer_cancels_heard_total")
+                          .Help("Job cancels heard from the database (any replica's), whether or not this "
+                                "process ran the job.")
+                          .Register(r)
+                          .Add({})) {}
 
   metrics::Family<metrics::Gauge>& jobs;                // {state}
   metrics::Family<metrics::Counter>& jobs_finished;     // {result, reason}
@@ -57,6 +69,8 @@ struct ImporterMetrics {
   metrics::Counter& catalog_files;
   metrics::Family<metrics::Counter>& health_results;    // {result}
   metrics::Family<metrics::Counter>& submitted;         // {source, duplicate}
+  metrics::Gauge& cancel_watcher_listening;
+  metrics::Counter& cancels_heard;
 };
 
 }  // namespace nzbmesh::importer

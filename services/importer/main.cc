@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   queue.AddCancelListener([&](int64_t job_id) { workers.CancelRunning(job_id); });
   // A cancel that another replica took (or this one: CancelRunning is
   // idempotent) stops this process's worker at once, not at its heartbeat.
-  CancelWatcher cancels({cfg->store.url}, [&](int64_t job_id) { workers.CancelRunning(job_id); });
+  CancelWatcher cancels({cfg->store.url}, [&](int64_t job_id) { workers.CancelRunning(job_id); }, &metrics);
   HealthSweeper health(store->get(), broker.get(), cfg->health, &metrics);
   std::unique_ptr<WatchFolder> watch;
   if (!cfg->watch_dir.empty()) {

@@ -246,7 +246,7 @@ class ImporterFixture : public ::testing::Test {
     in->queue->AddCancelListener([wp](int64_t id) { wp->CancelRunning(id); });
     // As main() does: cancels any instance takes reach this one's workers.
     in->cancels = std::make_unique<CancelWatcher>(CancelWatcher::Options{db_->url()},
-                                                  [wp](int64_t id) { wp->CancelRunning(id); });
+                                                  [wp](int64_t id) { wp->CancelRunning(id); }, in->metrics.get());
     EXPECT_TRUE(in->cancels->WaitListening(absl::Seconds(10)));
     if (start) in->workers->Start();
     instances_.push_back(std::move(in));

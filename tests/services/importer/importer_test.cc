@@ -362,11 +362,17 @@ TEST_F(ImportTest, CancelWatcherReconnectsAfterItsConnectionIsKilled) {
   std::vector<int64_t> heard;
   CancelWatcher::Options o{db_->url()};
   o.stop_check = absl::Milliseconds(20);
-  CancelWatcher watcher(o, [&](int64_t id) {
-    absl::MutexLock lock(&mu);
-    heard.push_back(id);
-  });
+  metrics::Registry reg;
+  ImporterMetrics m(reg);
+  CancelWatcher watcher(
+      o,
+      [&](int64_t id) {
+        absl::MutexLock lock(&mu);
+        heard.push_back(id);
+      },
+      &m);
   ASSERT_TRUE(watcher.WaitListening(absl::Seconds(10)));
+  EXPECT_THAT(reg.Serialize(), HasSubstr("nzbmesh_importer_cancel_watcher_listening 1"));
   const int64_t first = Submit("<nzb>w1</nzb>", "w1.nzb").job_id;
   ASSERT_TRUE(store_->CancelJob(first).ok());
   auto has = [&](int64_t id) {
@@ -383,6 +389,9 @@ TEST_F(ImportTest, CancelWatcherReconnectsAfterItsConnectionIsKilled) {
   const int64_t second = Submit("<nzb>w2</nzb>", "w2.nzb").job_id;
   ASSERT_TRUE(store_->CancelJob(second).ok());
   EXPECT_TRUE(WaitUntil([&] { return has(second); }, absl::Seconds(10)));
+  EXPECT_THAT(reg.Serialize(), HasSubstr("nzbmesh_importer_cancels_heard_total 2"));
+  watcher.Stop();
+  EXPECT_THAT(reg.Serialize(), HasSubstr("nzbmesh_importer_cancel_watcher_listening 0"));
 }
 
 // ---- Queue semantics at the store (deterministic, no workers). ----
