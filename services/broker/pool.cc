@@ -1094,13 +1094,11 @@ void Pool::AttemptDoneLocked(const std::shared_ptr<FetchOp>& op, int conn_id, Fe
     return;
   }
   op->stage = FetchOp::Stage::kWaitingRetry;
-  waiting_retry_++;
   retrying_.insert(op.get());
   AddTimerLocked(now + delay, [this, op] {
     std::vector<std::function<void()>> run;
     {
       Locked lock(this);
-      waiting_retry_--;
       retrying_.erase(op.get());
       if (!op->finished) RequeueLocked(op, &run);
       DispatchLocked();
@@ -1420,7 +1418,7 @@ Pool::Usage Pool::GetUsage() {
   Usage u;
   for (const auto& p : providers_) u.slots_in_use += p->slots_used + p->stat_used;
   for (const auto& q : queues_) u.queued += static_cast<int64_t>(q.size());
-  u.waiting_retry = waiting_retry_;
+  u.waiting_retry = static_cast<int64_t>(retrying_.size());
   u.sessions = static_cast<int>(sessions_.size());
   u.leases_held = leases_held_;
   u.leases_waiting = static_cast<int>(leases_.size()) - leases_held_;

@@ -351,9 +351,9 @@ class Pool {
   std::vector<std::unique_ptr<Provider>> providers_ ABSL_GUARDED_BY(mu_);
   std::deque<std::shared_ptr<FetchOp>> queues_[kNumClasses] ABSL_GUARDED_BY(mu_);
   int64_t in_use_by_class_[kNumClasses] ABSL_GUARDED_BY(mu_) = {};
-  int64_t waiting_retry_ ABSL_GUARDED_BY(mu_) = 0;
-  // Requests in their retry delay (Stage::kWaitingRetry), for Promote(). Each
-  // is kept alive by its retry timer, which removes it when it fires.
+  // Requests in their retry delay (Stage::kWaitingRetry): for Promote() and
+  // the usage report. Each is kept alive by its retry timer, which removes it
+  // when it fires.
   std::set<FetchOp*> retrying_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);  // ordered by id = FIFO

@@ -2,7 +2,7 @@
 // (a Kubernetes pod's `resources.limits.memory`, a systemd MemoryMax, a
 // Docker --memory). stream_memory_limit bounds decoded segments only; the
 // process needs more beside them: gRPC and HTTP buffers, the allocator's
-// slack, code and stacks — 35–60 MiB over the budget at 200 streams in
+// slack, code and stacks — 55–85 MiB over the budget at 200 streams in
 // `frontend_broker_benchmark` with one malloc arena (LimitMallocArenas),
 // 135–175 MiB with glibc's default arenas (docs/PERFORMANCE.md). A budget configured
 // as large as the cgroup limit would get the frontend OOM-killed under

@@ -48,6 +48,9 @@ class JobQueue {
   }
   // Marks the job CANCELLED, then tells the cancel listeners (a worker of
   // this process running it stops at once instead of at its next heartbeat).
+  // The CancelWatcher of every importer hears the same cancel through the
+  // database too; this in-process path needs neither that round trip nor
+  // the watcher's connection.
   absl::StatusOr<JobRecord> Cancel(int64_t job_id);
   absl::StatusOr<JobRecord> Retry(int64_t job_id);
 
