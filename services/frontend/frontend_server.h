@@ -104,7 +104,7 @@ class FrontendServer {
     // Reader: read-ahead in segments before the first segment arrives, then
     // initial and maximum (see ReaderOptions).
     int fresh_read_ahead = 2;
-    absl::Duration fresh_read_ahead_delay = absl::ZeroDuration();
+    absl::Duration fresh_read_ahead_delay = absl::Milliseconds(2);
     int initial_read_ahead = 2;
     int max_read_ahead = 16;
     // Decoded-segment memory of all streams together: read-ahead windows and

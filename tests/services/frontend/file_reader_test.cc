@@ -586,6 +586,9 @@ TEST_F(ReaderTest, F10_FreshReaderWithDefaultOptionsFetchesTheNeededAndOneReadAh
   o.initial_read_ahead = 4;
   o.max_read_ahead = 16;
   ASSERT_EQ(o.fresh_read_ahead, 2);
+  // The read-ahead one follows the needed one after the default delay (the
+  // needed fetch is held here, so it is still in flight then).
+  ASSERT_EQ(o.fresh_read_ahead_delay, absl::Milliseconds(2));
   auto r = FileReader::Open(env(), file, 20 * 10000 + 5, file->layout().size, o);
   ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.total_calls() == 2; }, absl::Seconds(5)));
   absl::Mutex mu;
