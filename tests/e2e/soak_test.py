@@ -55,13 +55,24 @@ class Soak(unittest.TestCase):
                     # Bursts of seeks: open a range, read a little, abandon it.
                     conn = http.client.HTTPConnection("127.0.0.1", stack.ports[f"fe{1 + i % 2}"], timeout=30)
                     start = rng.randrange(len(MOVIE))
+                    want = rng.randrange(1, 300000)
                     headers = dict(stack.auth_header(), Range=f"bytes={start}-")
+                    phase = "request"
+                    t0 = time.time()
                     try:
                         conn.request("GET", urllib.parse.quote(href), headers=headers)
+                        phase = "headers"
                         resp = conn.getresponse()
-                        resp.read(rng.randrange(1, 300000))
+                        phase = "body"
+                        got = resp.read(want)
+                        if got != MOVIE[start:start + want]:
+                            errors.append(f"scrubber {i}: wrong bytes at {start} (+{len(got)})")
                     except Exception as e:  # counted: scrubbing must never see errors
-                        errors.append(f"scrubber {i}: {e}")
+                        errors.append(f"scrubber {i}: {e} in {phase} of bytes={start}- (+{want}), "
+                                      f"{time.strftime('%H:%M:%S', time.gmtime(t0))} UTC")
+                        streams = stack.ctl("streams", check=False).stdout.decode(errors="replace")
+                        pool = stack.ctl("pool", check=False).stdout.decode(errors="replace")
+                        print(f"DEBUG scrubber {i} stalled: streams={streams}\npool={pool}")
                     conn.close()
                     time.sleep(rng.uniform(0.05, 0.3))
 
@@ -98,6 +109,8 @@ class Soak(unittest.TestCase):
                 t.join(600)
             print_table(samples, names)
             steady = samples[len(samples) // 4:]
+            if errors:
+                print(stack.logs_tail())
             self.assertEqual(errors, [])
             for n in names:
                 rss = [s[n][0] for s in steady]

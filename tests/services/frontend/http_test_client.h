@@ -33,11 +33,8 @@ struct HttpResponse {
 
 class HttpConn {
  public:
-  // `rcvbuf` > 0: SO_RCVBUF of the socket before it connects (a client
-  // whose receive window fills fast).
-  explicit HttpConn(int port, int rcvbuf = 0) {
+  explicit HttpConn(int port) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    if (rcvbuf > 0) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
