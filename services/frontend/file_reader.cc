@@ -336,7 +336,10 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     // the window opens at the consumer's next read (which pumps), so the
     // read-ahead it starts does not compete with these first bytes on their
     // way to the client (F10).
-    if (!first_delivered) PumpLocked(&a);
+    if (!first_delivered) {
+      PumpLocked(&a);
+      ServeParkedReadLocked(&a);
+    }
   }
   Bump();
   Run(std::move(a));
@@ -369,6 +372,7 @@ void FileReader::OnFreshDelay() {
     fresh_timer_ = 0;
     if (ramped_ || drained_) return;  // the first segment won the race
     PumpLocked(&a);
+    ServeParkedReadLocked(&a);
   }
   Run(std::move(a));
 }
@@ -394,9 +398,25 @@ void FileReader::ReadAsync(size_t max_bytes, ChunkCallback done) {
         a.delivery = std::move(out);
       }
       PumpLocked(&a);
+      ServeParkedReadLocked(&a);
     }
   }
   Run(std::move(a));
+}
+
+bool FileReader::TakeableLocked() const {
+  if (!failed_.ok() || pos_ >= end_ || piece_ >= layout_->pieces.size()) return true;
+  auto it = slots_.find(layout_->pieces[piece_].segment);
+  return it != slots_.end() && it->second.state != SlotState::kPending;
+}
+
+void FileReader::ServeParkedReadLocked(Actions* a) {
+  if (!pending_read_ || a->deliver || !TakeableLocked()) return;
+  absl::StatusOr<Chunk> out;
+  TakeLocked(pending_max_, &out);
+  a->deliver = std::move(pending_read_);
+  pending_read_ = nullptr;
+  a->delivery = std::move(out);
 }
 
 absl::StatusOr<size_t> FileReader::Read(char* buf, size_t n) {
@@ -411,6 +431,8 @@ absl::StatusOr<size_t> FileReader::Read(char* buf, size_t n) {
       absl::MutexLock lock(&mu_);
       t = TakeLocked(n, &out);
       PumpLocked(&a);
+      // The pump may have taken the segment from the LRU: no fetch would wake us.
+      if (t == Take::kNotReady && TakeableLocked()) t = TakeLocked(n, &out);
     }
     Run(std::move(a));
     if (t == Take::kError) return out.status();

@@ -177,6 +177,14 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
              ReaderOptions options);
   void PumpLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Take TakeLocked(size_t max, absl::StatusOr<Chunk>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a pump: a read parked on a segment that had no slot may find it
+  // ready now (PumpLocked took it from the file's LRU), and no fetch will
+  // arrive to wake it, so it is served here (into `a`, unless `a` already
+  // delivers something).
+  void ServeParkedReadLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether TakeLocked would return a chunk or an error now (not kNotReady),
+  // without TakeLocked's accounting of a stall.
+  bool TakeableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(Actions a) ABSL_LOCKS_EXCLUDED(mu_);
   void OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::shared_ptr<const std::string>> result);
   void Retry(int32_t segment, uint64_t fetch_id);

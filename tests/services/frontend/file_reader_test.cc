@@ -496,6 +496,56 @@ TEST_F(ReaderTest, F10_FreshReadAheadStartsOnlyAfterItsDelay) {
   r->Close();
 }
 
+// A read that finds its segment neither held nor in flight waits, and the
+// pump it starts may then take that segment from the file's LRU (another
+// reader fetched it): the waiting read gets it then, without a fetch in
+// flight to wake it. Here the fresh read-ahead delay keeps the reader to its
+// first segment until that arrives, so its next read reaches segment 21
+// with no slot for it, and 21-22 are in the LRU (the soak's scrubbers,
+// seeking into segments a player had just read, stalled on this).
+TEST_F(ReaderTest, AReadWaitingForASegmentTheLruHoldsGetsIt) {
+  auto file = MakeFile(40, 10000);
+  {
+    // Another reader brings segments 21 and 22 into the LRU.
+    auto other = FileReader::Open(env(), file, 21 * 10000, 23 * 10000, ReaderOptions{});
+    auto bytes = ReadAll(*other);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    other->Close();
+  }
+  ASSERT_EQ(fetcher_.total_calls(), 2);
+  fetcher_.Hold();
+  ReaderOptions o;
+  o.initial_read_ahead = 2;
+  o.fresh_read_ahead_delay = absl::Hours(1);
+  auto r = FileReader::Open(env(), file, 20 * 10000 + 5, 23 * 10000, o);
+  absl::Mutex mu;
+  bool got = false;
+  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
+    absl::MutexLock lock(&mu);
+    got = c.ok() && c->size == 10000 - 5;
+  });
+  fetcher_.Release();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&got), absl::Seconds(10)));
+  }
+  // Segment 20 came alone; the next read starts at 21, which is cached.
+  bool second = false;
+  std::string bytes;
+  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
+    absl::MutexLock lock(&mu);
+    if (c.ok()) bytes.assign(c->data, c->size);
+    second = true;
+  });
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&second), absl::Seconds(10))) << "the read never completed";
+    EXPECT_EQ(bytes, content_.substr(21 * 10000, 10000));
+  }
+  EXPECT_EQ(fetcher_.total_calls(), 3);  // 21 and 22 came from the LRU
+  r->Close();
+}
+
 // F10: ... and a needed segment still in flight when the delay ends gets its
 // read-ahead then, flagged as such.
 TEST_F(ReaderTest, F10_FreshReadAheadFollowsASlowNeededSegmentAfterItsDelay) {
