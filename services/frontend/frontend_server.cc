@@ -1,5 +1,8 @@
 #include "services/frontend/frontend_server.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -13,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "common/log/log.h"
 #include "services/frontend/file_reader.h"
 #include "services/frontend/http_util.h"
@@ -225,6 +229,8 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     state_ = State::kClosed;
     Disarm();
     beast::error_code ec;
+    absl::MutexLock lock(&fd_mu_);
+    fd_open_ = false;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
   }
@@ -245,6 +251,8 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
       if (ec || ++self->linger_reads_ > 256) {
         beast::error_code ignored;
         self->Disarm();
+        absl::MutexLock lock(&self->fd_mu_);
+        self->fd_open_ = false;
         self->socket_.close(ignored);
         return;
       }
@@ -809,14 +817,55 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
     stream_->reader_ref->reader = stream_->reader;
   }
 
+  // Reads the next chunk. No write is in flight while a read is (writes and
+  // reads of a response alternate), so the thread that completes the read —
+  // a fetch's callback thread when the chunk had to wait for its segment —
+  // sends the chunk itself (SendFromAnyThread) and the strand writes only
+  // what the socket did not take. That saves the hop to the strand, one
+  // thread wake-up, before a response's first byte (docs/PERFORMANCE.md).
   void ReadMore() {
     uint64_t gen = stream_->gen;
-    stream_->reader->ReadAsync(o_.chunk_bytes, [self = shared_from_this(), gen](absl::StatusOr<FileReader::Chunk> c) {
-      self->Post([self, gen, c = std::move(c)]() mutable { self->OnChunk(gen, std::move(c)); });
+    auto send = std::make_shared<DirectSend>();
+    send->fd = socket_.native_handle();
+    send->prefix = stream_->prefix;
+    stream_->reader->ReadAsync(o_.chunk_bytes, [self = shared_from_this(), gen, send](
+                                                   absl::StatusOr<FileReader::Chunk> c) {
+      size_t sent = 0;
+      if (c.ok() && c->size > 0) sent = self->SendFromAnyThread(*send, *c);
+      self->Post([self, gen, sent, c = std::move(c)]() mutable { self->OnChunk(gen, std::move(c), sent); });
     });
   }
 
-  void OnChunk(uint64_t gen, absl::StatusOr<FileReader::Chunk> c) {
+  // What a chunk's sender needs besides the chunk, captured on the strand
+  // when the read starts: the socket's descriptor and the bytes that go
+  // before the chunk (a copy of stream_->prefix, which the strand does not
+  // change while the read is outstanding).
+  struct DirectSend {
+    int fd = -1;
+    std::string prefix;
+  };
+
+  // Runs on any thread. Sends prefix + chunk without blocking, as far as the
+  // socket takes them; returns the bytes sent (0 on EAGAIN or an error: the
+  // strand's write then sends everything or reports the error). fd_mu_ keeps
+  // the descriptor open, and not reused by another connection, during the
+  // send: the strand closes the socket under it.
+  size_t SendFromAnyThread(const DirectSend& d, const FileReader::Chunk& c) {
+    iovec iov[2];
+    int n = 0;
+    if (!d.prefix.empty()) iov[n++] = iovec{const_cast<char*>(d.prefix.data()), d.prefix.size()};
+    iov[n++] = iovec{const_cast<char*>(c.data), c.size};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    absl::MutexLock lock(&fd_mu_);
+    if (!fd_open_ || d.fd < 0) return 0;
+    ssize_t sent = ::sendmsg(d.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return sent > 0 ? static_cast<size_t>(sent) : 0;
+  }
+
+  // `sent`: bytes of the prefix and chunk already sent (SendFromAnyThread).
+  void OnChunk(uint64_t gen, absl::StatusOr<FileReader::Chunk> c, size_t sent) {
     if (state_ == State::kClosed || stream_ == nullptr || stream_->gen != gen) return;
     if (!c.ok()) {
       absl::Status s = c.status();
@@ -854,22 +903,32 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
         FinishStream();
         return;
       }
-      WriteChunk(FileReader::Chunk{}, /*last=*/true);
+      WriteChunk(FileReader::Chunk{}, /*last=*/true, 0);
       return;
     }
-    WriteChunk(std::move(*c), false);
+    WriteChunk(std::move(*c), false, sent);
   }
 
-  void WriteChunk(FileReader::Chunk c, bool last) {
+  // Writes stream_->prefix + `c`, less the first `sent` bytes, which already
+  // went out (SendFromAnyThread), then reads on (or finishes when `last`).
+  void WriteChunk(FileReader::Chunk c, bool last, size_t sent) {
     std::vector<asio::const_buffer> bufs;
     auto prefix = std::make_shared<std::string>(std::move(stream_->prefix));
     stream_->prefix.clear();
-    if (!prefix->empty()) bufs.emplace_back(asio::buffer(*prefix));
-    if (c.size > 0) bufs.emplace_back(c.data, c.size);
+    size_t skip = sent;
+    const size_t prefix_skip = std::min(skip, prefix->size());
+    skip -= prefix_skip;
+    if (prefix->size() > prefix_skip) bufs.emplace_back(prefix->data() + prefix_skip, prefix->size() - prefix_skip);
+    if (c.size > skip) bufs.emplace_back(c.data + skip, c.size - skip);
     const bool first_write = !stream_->headers_sent;
     if (first_write) {
       stream_->headers_sent = true;
       server_->metrics_->TimeToFirstByte(absl::Now() - stream_->started);
+    }
+    if (bufs.empty()) {  // the socket took it all already
+      if (first_write && !last) OpenBrokerSession();
+      OnWritten(last, c.size, beast::error_code{});
+      return;
     }
     uint64_t gen = stream_->gen;
     Arm(o_.write_timeout);
@@ -880,24 +939,26 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
                           return;
                         }
                         self->Disarm();
-                        if (ec) {
-                          self->Abort(true);
-                          return;
-                        }
-                        self->stream_->body_bytes += static_cast<int64_t>(n);
-                        self->stream_->file_pos += static_cast<int64_t>(n);
-                        if (n > 0) {
-                          self->stream_->entry->AddBytes(static_cast<int64_t>(n), self->stream_->file_pos,
-                                                         absl::Now());
-                        }
-                        self->server_->metrics_->BytesServed(static_cast<int64_t>(n));
-                        if (last) {
-                          self->FinishStream();
-                        } else {
-                          self->ReadMore();
-                        }
+                        self->OnWritten(last, n, ec);
                       });
     if (first_write && !last) OpenBrokerSession();
+  }
+
+  // A chunk of `n` body bytes of the current response is written.
+  void OnWritten(bool last, size_t n, beast::error_code ec) {
+    if (ec) {
+      Abort(true);
+      return;
+    }
+    stream_->body_bytes += static_cast<int64_t>(n);
+    stream_->file_pos += static_cast<int64_t>(n);
+    if (n > 0) stream_->entry->AddBytes(static_cast<int64_t>(n), stream_->file_pos, absl::Now());
+    server_->metrics_->BytesServed(static_cast<int64_t>(n));
+    if (last) {
+      FinishStream();
+    } else {
+      ReadMore();
+    }
   }
 
   // Releases the reader and the broker session of the current response.
@@ -1103,6 +1164,10 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   bool response_done_ = false;
   char discard_[4096];
   int linger_reads_ = 0;
+  // Orders SendFromAnyThread (any thread) against closing the socket (the
+  // strand), so a send never reaches a closed or reused descriptor.
+  absl::Mutex fd_mu_;
+  bool fd_open_ ABSL_GUARDED_BY(fd_mu_) = true;
 };
 
 // ---------------------------------------------------------------------------

@@ -259,6 +259,31 @@ TEST_F(ServerTest, F9_ClientDisconnectCancelsFetchesAndClosesSession) {
   EXPECT_EQ(metrics_.client_disconnects.load(), 1);
 }
 
+// A chunk that had to wait for its fetch is sent by the thread that
+// completed the fetch, as far as the socket takes it without blocking; the
+// connection writes the rest. A client with a 4 KiB receive buffer that
+// reads only after the segments arrived makes those sends partial (the
+// first one carries the headers): every byte must still arrive once, in
+// order, and every segment be fetched once.
+TEST_F(ServerTest, AChunkTheSocketTookInPartIsFinishedByTheConnection) {
+  const std::string path = "/movies/Big/big.mkv";
+  AddFile(path, 4, 600000, 600000);
+  fetcher_.Hold();
+  StartServer();
+  HttpConn c(port_, /*rcvbuf=*/4096);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(Get("/dav/movies/Big/big.mkv", "Range: bytes=1000-\r\n")));
+  ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() >= 1; }, absl::Seconds(5)));
+  fetcher_.Release();  // replies (and the sends) on the fetcher's thread
+  HttpResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.header("content-range"), "bytes 1000-2399999/2400000");
+  ASSERT_EQ(r.body.size(), 2399000u);
+  EXPECT_TRUE(r.body == content_[path].substr(1000));
+  for (const auto& id : ids_[path]) EXPECT_EQ(fetcher_.calls(id), 1) << id;
+}
+
 // Bursts of seeks as a scrubbing player makes them: open-ended ranges at
 // random offsets on fresh connections, read a little, abandon. Every read
 // gets its bytes (correct ones) within a deadline, from 4 clients at once,

@@ -33,8 +33,11 @@ struct HttpResponse {
 
 class HttpConn {
  public:
-  explicit HttpConn(int port) {
+  // `rcvbuf` > 0: SO_RCVBUF of the socket before it connects (a client
+  // whose receive window fills fast).
+  explicit HttpConn(int port, int rcvbuf = 0) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
