@@ -72,7 +72,7 @@ class Soak(unittest.TestCase):
                                       f"{time.strftime('%H:%M:%S', time.gmtime(t0))} UTC")
                         streams = stack.ctl("streams", check=False).stdout.decode(errors="replace")
                         pool = stack.ctl("pool", check=False).stdout.decode(errors="replace")
-                        print(f"DEBUG scrubber {i} stalled: streams={streams}\npool={pool}")
+                        print(f"scrubber {i} failed; streams: {streams}\nbroker pool: {pool}")
                     conn.close()
                     time.sleep(rng.uniform(0.05, 0.3))
 
