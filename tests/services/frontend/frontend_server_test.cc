@@ -245,7 +245,9 @@ TEST_F(ServerTest, F9_ClientDisconnectCancelsFetchesAndClosesSession) {
   EXPECT_EQ(r.status, 200);
   ASSERT_TRUE(c.Fill(100000, absl::Now() + absl::Seconds(5)));  // all of segment 0
   ASSERT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.in_flight() >= 7; }, absl::Seconds(2)));
-  EXPECT_EQ(fetcher_.sessions_open(), 1);
+  // The session opens once the first bytes are on their way; the fetch's
+  // thread may send them before the strand gets there.
+  EXPECT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.sessions_open() == 1; }, absl::Seconds(2)));
   EXPECT_EQ(server_->active_streams(), 1);
   absl::Time t0 = absl::Now();
   c.Close();
@@ -791,7 +793,7 @@ TEST_F(StreamsApiTest, DeleteAbortsTheStreamCancelsFetchesAndClosesTheSession) {
   HttpConn c(port_);
   StartStream(c);
   WaitForListing("\"id\":\"s1\"");
-  EXPECT_EQ(fetcher_.sessions_open(), 1);
+  EXPECT_TRUE(fetcher_.WaitFor([](const FakeSegmentFetcher& f) { return f.sessions_open() == 1; }, absl::Seconds(2)));
   HttpResponse r = Fetch(port_, Admin("DELETE", "/api/streams/s1"));
   EXPECT_EQ(r.status, 204);
   EXPECT_EQ(r.header("content-length"), "");
