@@ -336,10 +336,7 @@ void FileReader::OnData(int32_t segment, uint64_t fetch_id, absl::StatusOr<std::
     // the window opens at the consumer's next read (which pumps), so the
     // read-ahead it starts does not compete with these first bytes on their
     // way to the client (F10).
-    if (!first_delivered) {
-      PumpLocked(&a);
-      ServeParkedReadLocked(&a);
-    }
+    if (!first_delivered) PumpAndServeParkedLocked(&a);
   }
   Bump();
   Run(std::move(a));
@@ -371,8 +368,7 @@ void FileReader::OnFreshDelay() {
     fresh_delay_passed_ = true;
     fresh_timer_ = 0;
     if (ramped_ || drained_) return;  // the first segment won the race
-    PumpLocked(&a);
-    ServeParkedReadLocked(&a);
+    PumpAndServeParkedLocked(&a);
   }
   Run(std::move(a));
 }
@@ -397,8 +393,7 @@ void FileReader::ReadAsync(size_t max_bytes, ChunkCallback done) {
         a.deliver = std::move(done);
         a.delivery = std::move(out);
       }
-      PumpLocked(&a);
-      ServeParkedReadLocked(&a);
+      PumpAndServeParkedLocked(&a);
     }
   }
   Run(std::move(a));
@@ -410,7 +405,8 @@ bool FileReader::TakeableLocked() const {
   return it != slots_.end() && it->second.state != SlotState::kPending;
 }
 
-void FileReader::ServeParkedReadLocked(Actions* a) {
+void FileReader::PumpAndServeParkedLocked(Actions* a) {
+  PumpLocked(a);
   if (!pending_read_ || a->deliver || !TakeableLocked()) return;
   absl::StatusOr<Chunk> out;
   TakeLocked(pending_max_, &out);

@@ -177,11 +177,11 @@ class FileReader : public std::enable_shared_from_this<FileReader> {
              ReaderOptions options);
   void PumpLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Take TakeLocked(size_t max, absl::StatusOr<Chunk>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // After a pump: a read parked on a segment that had no slot may find it
-  // ready now (PumpLocked took it from the file's LRU), and no fetch will
-  // arrive to wake it, so it is served here (into `a`, unless `a` already
-  // delivers something).
-  void ServeParkedReadLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PumpLocked, then the parked read: one parked on a segment that had no
+  // slot may find it ready now (the pump took it from the file's LRU), and
+  // no fetch will arrive to wake it, so it is served here (into `a`, unless
+  // `a` already delivers something). Every pump with a read parked is this.
+  void PumpAndServeParkedLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether TakeLocked would return a chunk or an error now (not kNotReady),
   // without TakeLocked's accounting of a stall.
   bool TakeableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

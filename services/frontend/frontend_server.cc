@@ -823,44 +823,37 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   // sends the chunk itself (SendFromAnyThread) and the strand writes only
   // what the socket did not take. That saves the hop to the strand, one
   // thread wake-up, before a response's first byte (docs/PERFORMANCE.md).
+  //
+  // The callback captures what the send needs besides the chunk, on the
+  // strand: the socket's descriptor, and a copy of stream_->prefix (the
+  // bytes before the chunk; the strand does not change it while the read is
+  // outstanding, and it is empty but for a part's first chunk).
   void ReadMore() {
     uint64_t gen = stream_->gen;
-    auto send = std::make_shared<DirectSend>();
-    send->fd = socket_.native_handle();
-    send->prefix = stream_->prefix;
-    stream_->reader->ReadAsync(o_.chunk_bytes, [self = shared_from_this(), gen, send](
-                                                   absl::StatusOr<FileReader::Chunk> c) {
+    stream_->reader->ReadAsync(o_.chunk_bytes, [self = shared_from_this(), gen, fd = socket_.native_handle(),
+                                                prefix = stream_->prefix](absl::StatusOr<FileReader::Chunk> c) {
       size_t sent = 0;
-      if (c.ok() && c->size > 0) sent = self->SendFromAnyThread(*send, *c);
+      if (c.ok() && c->size > 0) sent = self->SendFromAnyThread(fd, prefix, *c);
       self->Post([self, gen, sent, c = std::move(c)]() mutable { self->OnChunk(gen, std::move(c), sent); });
     });
   }
 
-  // What a chunk's sender needs besides the chunk, captured on the strand
-  // when the read starts: the socket's descriptor and the bytes that go
-  // before the chunk (a copy of stream_->prefix, which the strand does not
-  // change while the read is outstanding).
-  struct DirectSend {
-    int fd = -1;
-    std::string prefix;
-  };
-
-  // Runs on any thread. Sends prefix + chunk without blocking, as far as the
-  // socket takes them; returns the bytes sent (0 on EAGAIN or an error: the
-  // strand's write then sends everything or reports the error). fd_mu_ keeps
-  // the descriptor open, and not reused by another connection, during the
-  // send: the strand closes the socket under it.
-  size_t SendFromAnyThread(const DirectSend& d, const FileReader::Chunk& c) {
+  // Runs on any thread. Sends prefix + chunk to `fd` without blocking, as far
+  // as the socket takes them; returns the bytes sent (0 on EAGAIN or an
+  // error: the strand's write then sends everything or reports the error).
+  // fd_mu_ keeps the descriptor open, and not reused by another connection,
+  // during the send: the strand closes the socket under it.
+  size_t SendFromAnyThread(int fd, const std::string& prefix, const FileReader::Chunk& c) {
     iovec iov[2];
     int n = 0;
-    if (!d.prefix.empty()) iov[n++] = iovec{const_cast<char*>(d.prefix.data()), d.prefix.size()};
+    if (!prefix.empty()) iov[n++] = iovec{const_cast<char*>(prefix.data()), prefix.size()};
     iov[n++] = iovec{const_cast<char*>(c.data), c.size};
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(n);
     absl::MutexLock lock(&fd_mu_);
-    if (!fd_open_ || d.fd < 0) return 0;
-    ssize_t sent = ::sendmsg(d.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (!fd_open_ || fd < 0) return 0;
+    ssize_t sent = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     return sent > 0 ? static_cast<size_t>(sent) : 0;
   }
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -93,6 +94,42 @@ class ReaderTest : public ::testing::Test {
       out.append(b.data(), *n);
     }
   }
+
+  // Another reader reads segments [first, first + n) of `file` (each
+  // `seg_size` bytes), so the file's LRU holds them.
+  void WarmLru(const std::shared_ptr<FileCache>& file, int64_t first, int64_t n, int64_t seg_size) {
+    auto other = FileReader::Open(env(), file, first * seg_size, (first + n) * seg_size, ReaderOptions{});
+    auto bytes = ReadAll(*other);
+    EXPECT_TRUE(bytes.ok()) << bytes.status();
+    other->Close();
+  }
+
+  // One ReadAsync whose result the test waits for. The state is shared with
+  // the callback, so a read that never completed may still get its
+  // CANCELLED at Close(), after the test stopped waiting.
+  class AsyncRead {
+   public:
+    static std::shared_ptr<AsyncRead> Start(FileReader& r, size_t max) {
+      auto read = std::make_shared<AsyncRead>();
+      r.ReadAsync(max, [read](absl::StatusOr<FileReader::Chunk> c) {
+        absl::MutexLock lock(&read->mu_);
+        read->bytes_ = c.ok() ? absl::StatusOr<std::string>(std::string(c->data, c->size)) : c.status();
+        read->done_ = true;
+      });
+      return read;
+    }
+    // The bytes (or the error), or nullopt if the read did not complete in time.
+    std::optional<absl::StatusOr<std::string>> Wait(absl::Duration timeout) {
+      absl::MutexLock lock(&mu_);
+      if (!mu_.AwaitWithTimeout(absl::Condition(&done_), timeout)) return std::nullopt;
+      return bytes_;
+    }
+
+   private:
+    absl::Mutex mu_;
+    bool done_ ABSL_GUARDED_BY(mu_) = false;
+    absl::StatusOr<std::string> bytes_ ABSL_GUARDED_BY(mu_);
+  };
 
   FakeSegmentFetcher fetcher_;
   MemoryBudget budget_{512 << 20};
@@ -505,43 +542,23 @@ TEST_F(ReaderTest, F10_FreshReadAheadStartsOnlyAfterItsDelay) {
 // seeking into segments a player had just read, stalled on this).
 TEST_F(ReaderTest, AReadWaitingForASegmentTheLruHoldsGetsIt) {
   auto file = MakeFile(40, 10000);
-  {
-    // Another reader brings segments 21 and 22 into the LRU.
-    auto other = FileReader::Open(env(), file, 21 * 10000, 23 * 10000, ReaderOptions{});
-    auto bytes = ReadAll(*other);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
-    other->Close();
-  }
+  WarmLru(file, 21, 2, 10000);
   ASSERT_EQ(fetcher_.total_calls(), 2);
   fetcher_.Hold();
   ReaderOptions o;
   o.initial_read_ahead = 2;
   o.fresh_read_ahead_delay = absl::Hours(1);
   auto r = FileReader::Open(env(), file, 20 * 10000 + 5, 23 * 10000, o);
-  absl::Mutex mu;
-  bool got = false;
-  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
-    absl::MutexLock lock(&mu);
-    got = c.ok() && c->size == 10000 - 5;
-  });
+  auto first = AsyncRead::Start(*r, 64 * 1024);
   fetcher_.Release();
-  {
-    absl::MutexLock lock(&mu);
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&got), absl::Seconds(10)));
-  }
+  auto got = first->Wait(absl::Seconds(10));
+  ASSERT_TRUE(got.has_value() && got->ok());
+  EXPECT_EQ(**got, content_.substr(20 * 10000 + 5, 10000 - 5));
   // Segment 20 came alone; the next read starts at 21, which is cached.
-  bool second = false;
-  std::string bytes;
-  r->ReadAsync(64 * 1024, [&](absl::StatusOr<FileReader::Chunk> c) {
-    absl::MutexLock lock(&mu);
-    if (c.ok()) bytes.assign(c->data, c->size);
-    second = true;
-  });
-  {
-    absl::MutexLock lock(&mu);
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&second), absl::Seconds(10))) << "the read never completed";
-    EXPECT_EQ(bytes, content_.substr(21 * 10000, 10000));
-  }
+  got = AsyncRead::Start(*r, 64 * 1024)->Wait(absl::Seconds(10));
+  ASSERT_TRUE(got.has_value()) << "the read never completed";
+  ASSERT_TRUE(got->ok()) << got->status();
+  EXPECT_EQ(**got, content_.substr(21 * 10000, 10000));
   EXPECT_EQ(fetcher_.total_calls(), 3);  // 21 and 22 came from the LRU
   r->Close();
 }
@@ -562,11 +579,7 @@ TEST_F(ReaderTest, SeeksIntoAPartlyCachedFileAllComplete) {
   for (int round = 0; round < 200; ++round) {
     // Another reader brings two segments into the LRU.
     const int64_t cached = static_cast<int64_t>(rng() % 28);
-    {
-      auto other = FileReader::Open(env(), file, cached * 10000, (cached + 2) * 10000, ReaderOptions{});
-      ASSERT_TRUE(ReadAll(*other).ok());
-      other->Close();
-    }
+    WarmLru(file, cached, 2, 10000);
     ReaderOptions o;
     o.fresh_read_ahead = 1 + static_cast<int>(rng() % 2);
     o.fresh_read_ahead_delay = rng() % 2 == 0 ? absl::ZeroDuration() : absl::Hours(1);
@@ -575,28 +588,15 @@ TEST_F(ReaderTest, SeeksIntoAPartlyCachedFileAllComplete) {
     auto r = FileReader::Open(env(), file, start, file->layout().size, o);
     int64_t pos = start;
     for (int k = 0; k < 3 && pos < file->layout().size; ++k) {
-      // Shared with the callback: a read that stood still still gets its
-      // CANCELLED at Close(), after this iteration.
-      struct Result {
-        absl::Mutex mu;
-        bool done = false;
-        absl::StatusOr<std::string> got;
-      };
-      auto res = std::make_shared<Result>();
-      r->ReadAsync(64 * 1024, [res](absl::StatusOr<FileReader::Chunk> c) {
-        absl::MutexLock lock(&res->mu);
-        res->got = c.ok() ? absl::StatusOr<std::string>(std::string(c->data, c->size)) : c.status();
-        res->done = true;
-      });
-      absl::MutexLock lock(&res->mu);
-      auto& got = res->got;
-      if (!res->mu.AwaitWithTimeout(absl::Condition(&res->done), absl::Seconds(5))) {
+      auto result = AsyncRead::Start(*r, 64 * 1024)->Wait(absl::Seconds(5));
+      if (!result.has_value()) {
         ADD_FAILURE() << "round " << round << ": read " << k << " at " << pos << " never completed (fresh "
                       << o.fresh_read_ahead << ", delay " << o.fresh_read_ahead_delay << ", cached " << cached
                       << "-" << cached + 1 << ")";
         ++stalls;
         break;
       }
+      const absl::StatusOr<std::string>& got = *result;
       ASSERT_TRUE(got.ok()) << got.status();
       ASSERT_FALSE(got->empty());
       ASSERT_EQ(*got, content_.substr(static_cast<size_t>(pos), got->size())) << "round " << round;

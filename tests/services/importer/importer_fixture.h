@@ -226,6 +226,15 @@ class ImporterFixture : public ::testing::Test {
     return w;
   }
 
+  // FastWorkers whose heartbeat comes only after 30 s: a cancel that stops
+  // such a worker sooner reached it some other way.
+  static WorkerOptions SlowHeartbeatWorkers(const std::string& owner, int workers = 1) {
+    WorkerOptions w = FastWorkers(owner, workers);
+    w.heartbeat_interval = absl::Seconds(30);
+    w.heartbeat_timeout = absl::Seconds(90);
+    return w;
+  }
+
   // Starts an in-process importer instance (workers running).
   ImporterInstance* StartInstance(WorkerOptions w, PipelineOptions p = {}, bool start = true) {
     auto in = std::make_unique<ImporterInstance>();

@@ -313,10 +313,7 @@ TEST_F(ImportTest, CancellingARunningJobStopsItAndWritesNothing) {
 TEST_F(ImportTest, CancelThroughTheQueueStopsTheLocalWorkerAtOnce) {
   const std::string nzb = SmallFilesNzb(4, "qx");
   FakeNntpServer::Gate* gate = nntp_->AddGate("");
-  WorkerOptions w = FastWorkers("q", 1);
-  w.heartbeat_interval = absl::Seconds(30);
-  w.heartbeat_timeout = absl::Seconds(90);
-  ImporterInstance* in = StartInstance(w, OneFetchAtATime());
+  ImporterInstance* in = StartInstance(SlowHeartbeatWorkers("q"), OneFetchAtATime());
   SubmitResult r = Submit(nzb, "CancelNow.nzb");
   ASSERT_TRUE(WaitUntil([&] { return gate->waiting() > 0; }));
   auto c = in->queue->Cancel(r.job_id);
@@ -338,10 +335,7 @@ TEST_F(ImportTest, CancelThroughTheQueueStopsTheLocalWorkerAtOnce) {
 TEST_F(ImportTest, CancelThroughAnotherReplicaStopsTheRunningWorkerAtOnce) {
   const std::string nzb = SmallFilesNzb(4, "qr");
   FakeNntpServer::Gate* gate = nntp_->AddGate("");
-  WorkerOptions w = FastWorkers("runner", 1);
-  w.heartbeat_interval = absl::Seconds(30);
-  w.heartbeat_timeout = absl::Seconds(90);
-  ImporterInstance* runner = StartInstance(w, OneFetchAtATime());
+  ImporterInstance* runner = StartInstance(SlowHeartbeatWorkers("runner"), OneFetchAtATime());
   ImporterInstance* other = StartInstance(FastWorkers("api", 1), {}, /*start=*/false);
   SubmitResult r = Submit(nzb, "CancelElsewhere.nzb");
   ASSERT_TRUE(WaitUntil([&] { return gate->waiting() > 0; }));
