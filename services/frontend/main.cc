@@ -175,8 +175,14 @@ int Run(const std::string& config_path, int malloc_arenas) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  int sig = 0;
-  sigwait(&set, &sig);
+  // Waits for the signal, handing freed heap back while nothing streams.
+  IdleHeapTrimmer trimmer([&server] { return (*server)->active_streams() == 0; });
+  int sig = -1;
+  while (sig <= 0) {
+    const timespec tick{10, 0};
+    sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig <= 0) trimmer.Tick();
+  }
   log::Info("shutting down", {{"signal", sig}, {"grace_s", absl::ToDoubleSeconds(cfg->shutdown_grace)}});
   (*server)->Shutdown(cfg->shutdown_grace);
   if (exposer) exposer->Stop();
@@ -190,6 +196,7 @@ int Run(const std::string& config_path, int malloc_arenas) {
 int main(int argc, char** argv) {
   // Before any thread exists: threads created later share the arenas.
   const int arenas = nzbmesh::frontend::LimitMallocArenas();
+  nzbmesh::frontend::KeepFreedHeap();
   const std::string path = nzbmesh::InitService(argc, argv, "frontend", "nzbmesh frontend: WebDAV, range GET, SABnzbd API");
   return nzbmesh::frontend::Run(path, arenas);
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
@@ -60,6 +61,50 @@ int LimitMallocArenas() {
   const int n = MallocArenasToSet(std::getenv("MALLOC_ARENA_MAX"), std::getenv("GLIBC_TUNABLES"));
   if (n > 0) mallopt(M_ARENA_MAX, n);
   return n;
+}
+
+namespace {
+
+bool Chosen(const char* env) { return env != nullptr && *env != '\0'; }
+
+bool TunableChosen(const char* tunables, const char* name) {
+  return tunables != nullptr && std::strstr(tunables, name) != nullptr;
+}
+
+}  // namespace
+
+HeapThresholds HeapThresholdsToSet(const char* mmap_threshold_env, const char* trim_threshold_env,
+                                   const char* glibc_tunables_env) {
+  HeapThresholds t;
+  t.mmap_threshold = !Chosen(mmap_threshold_env) && !TunableChosen(glibc_tunables_env, "glibc.malloc.mmap_threshold");
+  t.trim_threshold = !Chosen(trim_threshold_env) && !TunableChosen(glibc_tunables_env, "glibc.malloc.trim_threshold");
+  return t;
+}
+
+HeapThresholds KeepFreedHeap() {
+  const HeapThresholds t = HeapThresholdsToSet(std::getenv("MALLOC_MMAP_THRESHOLD_"),
+                                               std::getenv("MALLOC_TRIM_THRESHOLD_"), std::getenv("GLIBC_TUNABLES"));
+  if (t.mmap_threshold) mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes);
+  if (t.trim_threshold) mallopt(M_TRIM_THRESHOLD, kKeptHeapTopBytes);
+  return t;
+}
+
+IdleHeapTrimmer::IdleHeapTrimmer(std::function<bool()> idle, int idle_ticks, std::function<void()> trim)
+    : idle_(std::move(idle)), idle_ticks_(std::max(1, idle_ticks)), trim_(std::move(trim)) {
+  if (!trim_) trim_ = [] { malloc_trim(0); };
+}
+
+bool IdleHeapTrimmer::Tick() {
+  if (!idle_()) {
+    idle_run_ = 0;
+    return false;
+  }
+  if (idle_run_ > idle_ticks_) return false;  // trimmed in this idle spell already
+  if (++idle_run_ < idle_ticks_) return false;
+  ++idle_run_;
+  trim_();
+  ++trims_;
+  return true;
 }
 
 }  // namespace nzbmesh::frontend

@@ -321,6 +321,9 @@ struct Env {
   double idle_rss_mb = 0;
 
   Env() : backend(StartBackend()) {
+    // As the frontend's main() does (the forked backend, a broker, keeps
+    // glibc's defaults, as the broker's main does).
+    KeepFreedHeap();
     auto channel = MakeChannel(absl::StrCat("127.0.0.1:", backend.grpc_port), ClientTlsOptions{});
     if (!channel.ok()) std::abort();
     fetcher = std::make_unique<GrpcSegmentFetcher>(*channel, GrpcSegmentFetcher::Options{});
