@@ -97,7 +97,6 @@ struct Env {
     AddFile(kPath, "seg-");
     FrontendServer::Options o;
     o.idle_timeout = absl::Hours(1);
-    o.io_threads = 2;
     server = std::move(*FrontendServer::Create(o, {&fetcher, &caching, &importer, nullptr}));
     if (!server->Start().ok()) std::abort();
     double before = RssMb();
@@ -146,7 +145,6 @@ struct ColdEnv {
     catalog.AddFile(layout);
     FrontendServer::Options o;
     o.lru_segments_per_file = 0;
-    o.io_threads = 2;
     server = std::move(*FrontendServer::Create(o, {&fetcher, &caching, &importer, nullptr}));
     if (!server->Start().ok()) std::abort();
   }
