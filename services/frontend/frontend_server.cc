@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <optional>
 #include <utility>
@@ -905,20 +906,25 @@ class FrontendServer::Session : public std::enable_shared_from_this<Session> {
   // Writes stream_->prefix + `c`, less the first `sent` bytes, which already
   // went out (SendFromAnyThread), then reads on (or finishes when `last`).
   void WriteChunk(FileReader::Chunk c, bool last, size_t sent) {
-    std::vector<asio::const_buffer> bufs;
-    auto prefix = std::make_shared<std::string>(std::move(stream_->prefix));
+    // What is still to go of the prefix and the chunk (empty buffers are
+    // fine in a buffer sequence). The prefix (headers, part headers) is kept
+    // alive by the write only when some of it is left: most chunks have none.
+    std::array<asio::const_buffer, 2> bufs;
+    std::shared_ptr<std::string> prefix;
+    const size_t prefix_skip = std::min(sent, stream_->prefix.size());
+    if (stream_->prefix.size() > prefix_skip) {
+      prefix = std::make_shared<std::string>(std::move(stream_->prefix));
+      bufs[0] = asio::const_buffer(prefix->data() + prefix_skip, prefix->size() - prefix_skip);
+    }
     stream_->prefix.clear();
-    size_t skip = sent;
-    const size_t prefix_skip = std::min(skip, prefix->size());
-    skip -= prefix_skip;
-    if (prefix->size() > prefix_skip) bufs.emplace_back(prefix->data() + prefix_skip, prefix->size() - prefix_skip);
-    if (c.size > skip) bufs.emplace_back(c.data + skip, c.size - skip);
+    const size_t skip = sent - prefix_skip;
+    if (c.size > skip) bufs[1] = asio::const_buffer(c.data + skip, c.size - skip);
     const bool first_write = !stream_->headers_sent;
     if (first_write) {
       stream_->headers_sent = true;
       server_->metrics_->TimeToFirstByte(absl::Now() - stream_->started);
     }
-    if (bufs.empty()) {  // the socket took it all already
+    if (bufs[0].size() + bufs[1].size() == 0) {  // the socket took it all already
       if (first_write && !last) OpenBrokerSession();
       OnWritten(last, c.size, beast::error_code{});
       return;

@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "services/frontend/catalog_client.h"
 #include "services/frontend/file_cache.h"
+#include "services/frontend/file_reader.h"
 #include "services/frontend/frontend_metrics.h"
 #include "services/frontend/nzb_url_client.h"
 #include "services/frontend/read_classifier.h"
@@ -109,10 +110,10 @@ class FrontendServer {
 
     // Reader: read-ahead in segments before the first segment arrives, then
     // initial and maximum (see ReaderOptions).
-    int fresh_read_ahead = 2;
-    absl::Duration fresh_read_ahead_delay = absl::Milliseconds(2);
-    int initial_read_ahead = 2;
-    int max_read_ahead = 16;
+    int fresh_read_ahead = ReaderOptions{}.fresh_read_ahead;
+    absl::Duration fresh_read_ahead_delay = ReaderOptions{}.fresh_read_ahead_delay;
+    int initial_read_ahead = ReaderOptions{}.initial_read_ahead;
+    int max_read_ahead = ReaderOptions{}.max_read_ahead;
     // Decoded-segment memory of all streams together: read-ahead windows and
     // the per-file segment LRUs (F11). Cached segments are evicted first, then
     // windows shrink. 0 = unlimited.
@@ -128,7 +129,7 @@ class FrontendServer {
     // Threads draining closed readers; more closes run inline (F7).
     int closer_threads = 4;
     // Attempts per segment for transient broker errors.
-    int max_fetch_attempts = 3;
+    int max_fetch_attempts = ReaderOptions{}.max_fetch_attempts;
     // Largest body chunk written at once.
     size_t chunk_bytes = 256 * 1024;
     // Ranges in one request; more is answered 416.

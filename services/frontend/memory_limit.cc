@@ -36,6 +36,13 @@ std::optional<int64_t> ParseLimit(const std::string& text) {
   return n;
 }
 
+// Whether the environment chooses a malloc setting itself: its own variable
+// set, or the tunable named in GLIBC_TUNABLES. Such settings are left alone.
+bool EnvironmentChooses(const char* env, const char* glibc_tunables_env, const char* tunable) {
+  if (env != nullptr && *env != '\0') return true;
+  return glibc_tunables_env != nullptr && std::strstr(glibc_tunables_env, tunable) != nullptr;
+}
+
 }  // namespace
 
 std::optional<int64_t> CgroupMemoryLimit(const std::string& cgroup_root) {
@@ -52,9 +59,7 @@ int64_t FitStreamMemoryLimit(int64_t configured, std::optional<int64_t> process_
 }
 
 int MallocArenasToSet(const char* malloc_arena_max_env, const char* glibc_tunables_env) {
-  if (malloc_arena_max_env != nullptr && *malloc_arena_max_env != '\0') return 0;
-  if (glibc_tunables_env != nullptr && std::strstr(glibc_tunables_env, "glibc.malloc.arena_max") != nullptr) return 0;
-  return 1;
+  return EnvironmentChooses(malloc_arena_max_env, glibc_tunables_env, "glibc.malloc.arena_max") ? 0 : 1;
 }
 
 int LimitMallocArenas() {
@@ -63,21 +68,11 @@ int LimitMallocArenas() {
   return n;
 }
 
-namespace {
-
-bool Chosen(const char* env) { return env != nullptr && *env != '\0'; }
-
-bool TunableChosen(const char* tunables, const char* name) {
-  return tunables != nullptr && std::strstr(tunables, name) != nullptr;
-}
-
-}  // namespace
-
 HeapThresholds HeapThresholdsToSet(const char* mmap_threshold_env, const char* trim_threshold_env,
                                    const char* glibc_tunables_env) {
   HeapThresholds t;
-  t.mmap_threshold = !Chosen(mmap_threshold_env) && !TunableChosen(glibc_tunables_env, "glibc.malloc.mmap_threshold");
-  t.trim_threshold = !Chosen(trim_threshold_env) && !TunableChosen(glibc_tunables_env, "glibc.malloc.trim_threshold");
+  t.mmap_threshold = !EnvironmentChooses(mmap_threshold_env, glibc_tunables_env, "glibc.malloc.mmap_threshold");
+  t.trim_threshold = !EnvironmentChooses(trim_threshold_env, glibc_tunables_env, "glibc.malloc.trim_threshold");
   return t;
 }
 
@@ -99,9 +94,8 @@ bool IdleHeapTrimmer::Tick() {
     idle_run_ = 0;
     return false;
   }
-  if (idle_run_ > idle_ticks_) return false;  // trimmed in this idle spell already
-  if (++idle_run_ < idle_ticks_) return false;
-  ++idle_run_;
+  // Exactly on the idle_ticks_-th idle tick in a row: once per idle spell.
+  if (++idle_run_ != idle_ticks_) return false;
   trim_();
   ++trims_;
   return true;

@@ -87,7 +87,7 @@ class IdleHeapTrimmer {
   std::function<bool()> idle_;
   const int idle_ticks_;
   std::function<void()> trim_;
-  int idle_run_ = 0;  // consecutive idle ticks; past idle_ticks_ once trimmed
+  int64_t idle_run_ = 0;  // consecutive idle ticks
   int64_t trims_ = 0;
 };
 
